@@ -1,0 +1,37 @@
+"""action_set_ward: remember the resident's ward and answer the question they asked before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import resident_ward, send
+from bot.answer import ward_buttons
+from bot.concierge import get_concierge
+
+
+class ActionSetWard(Action):
+    def name(self) -> str:
+        return "action_set_ward"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        concierge = get_concierge()
+        ward = resident_ward(concierge, tracker)
+        if ward is None:
+            dispatcher.utter_message(
+                text="すみません、お住まいの区がわかりませんでした。次から選んでください。", buttons=ward_buttons()
+            )
+            return []
+        pending = tracker.get_slot("last_question")
+        if pending:
+            send(dispatcher, concierge.answer(pending, ward))
+            return [SlotSet("ward", ward), SlotSet("last_question", None)]
+        office = concierge.kb.ward_office(ward)
+        place = f"{office.name}（{office.address}）" if office else f"{ward}の区役所"
+        dispatcher.utter_message(
+            text=f"{ward}ですね。{place}をご案内します。ご用件（例:「住民票がほしい」）をどうぞ。"
+        )
+        return [SlotSet("ward", ward)]

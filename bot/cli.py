@@ -1,0 +1,192 @@
+"""`concierge` command line: ask the bot, build and check knowledge, run every service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bot.settings import Settings, get_settings
+
+
+def _reply_record(qid: str, reply) -> dict:
+    custom = reply.custom
+    return {
+        "id": qid,
+        "text": reply.text,
+        "intent": reply.intent,
+        "confidence": reply.confidence,
+        "office": custom.get("office"),
+        "counter": custom.get("counter"),
+        "sources": custom.get("sources", []),
+        "handoff": bool(custom.get("handoff", False)),
+        "unresolved": bool(custom.get("unresolved", False)),
+    }
+
+
+@contextmanager
+def _rasa(settings: Settings) -> Iterator[str]:
+    """URL of a ready Rasa server: the configured one if it answers, else one started here."""
+    from bot.rasa_client import RasaClient
+    from bot.services import running_stack
+
+    if RasaClient(settings.rasa_base_url).is_ready():
+        yield settings.rasa_base_url
+        return
+    print("starting a Rasa server and an action server for this command…", file=sys.stderr)
+    with running_stack(settings) as stack:
+        yield stack.rasa_url
+
+
+def _questions(args: argparse.Namespace) -> list[dict]:
+    if args.batch:
+        lines = Path(args.batch).read_text(encoding="utf-8").splitlines()
+        items = [json.loads(line) for line in lines if line.strip()]
+        for n, item in enumerate(items, 1):
+            if "q" not in item:
+                raise SystemExit(f"{args.batch}:{n}: each line needs a 'q'")
+            item.setdefault("id", str(n))
+        return items
+    if not args.question:
+        raise SystemExit("give a question or --batch FILE")
+    return [{"id": "1", "q": args.question, "ward": args.ward}]
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from bot.rasa_client import RasaClient
+
+    settings = get_settings()
+    items = _questions(args)
+    timings: list[float] = []
+    with _rasa(settings) as url:
+        client = RasaClient(url, timeout=settings.request_timeout_s)
+        for item in items:
+            sender = f"cli-{uuid.uuid4().hex[:12]}"  # one conversation per question
+            if item.get("ward"):
+                client.set_slot(sender, "ward", item["ward"])
+            started = time.perf_counter()
+            reply = client.ask(sender, str(item["q"]))
+            elapsed = (time.perf_counter() - started) * 1000
+            timings.append(elapsed)
+            record = _reply_record(str(item["id"]), reply)
+            if args.json:
+                print(json.dumps(record, ensure_ascii=False), flush=True)
+            else:
+                print(record["text"])
+    if len(timings) > 1:
+        print(f"replies: {len(timings)}  p50 {statistics.median(timings):.0f} ms  "
+              f"max {max(timings):.0f} ms", file=sys.stderr)
+    return 0
+
+
+def cmd_knowledge(args: argparse.Namespace) -> int:
+    from bot.knowledge import KnowledgeError, load_knowledge
+
+    settings = get_settings()
+    folder = Path(args.folder) if args.folder else settings.knowledge_dir
+    try:
+        kb = load_knowledge(folder)
+    except KnowledgeError as err:
+        for problem in err.problems:
+            print(f"{folder}/{problem}", file=sys.stderr)
+        print(f"{len(err.problems)} problem(s)", file=sys.stderr)
+        return 1
+    if args.action == "check":
+        print(f"ok: {len(kb.offices)} offices, {len(kb.counters)} counters, {len(kb.services)} services, "
+              f"{len(kb.faqs)} FAQ, {len(kb.policy)} policy chunks, {len(kb.towns)} towns")
+        return 0
+    if args.action == "export-nlu":
+        from bot.knowledge.nlu_export import export_nlu
+
+        print(export_nlu(kb, settings.root / "nlu_data" / "generated"))
+        return 0
+    from bot.retrieval.documents import documents_from
+    from bot.retrieval.encoders import make_encoder
+    from bot.retrieval.index import build_index
+
+    encoders = [make_encoder(spec, max(1, settings.encoder_threads)) for spec in settings.encoders]
+
+    def progress(encoder: str, role: str) -> None:
+        print(f"  embedded {role} texts with {encoder}", file=sys.stderr)
+
+    stats = build_index(documents_from(kb), encoders, settings.index_dir, progress)
+    print(json.dumps(stats, ensure_ascii=False))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
+    import subprocess
+
+    from bot.services import Stack
+
+    settings = get_settings()
+    stack = Stack(settings, settings.rasa_port, settings.actions_port, settings.var_dir / "logs")
+    started = time.monotonic()
+    stack.start_actions()
+    stack.start_rasa()
+    web_env = {"CONCIERGE_RASA_URL": stack.rasa_url}
+    import os
+
+    stack.procs["web"] = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "web:create_app", "run", "--host", settings.host,
+         "--port", str(settings.web_port)],
+        env={**os.environ, **web_env}, cwd=settings.root, start_new_session=True,
+        stdout=open(settings.var_dir / "logs" / "web.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        ready = stack.wait_ready()
+        print(f"ready in {ready:.1f}s (since start {time.monotonic() - started:.1f}s)")
+        print(f"  Rasa server (REST + HTTP API): {stack.rasa_url}/webhooks/rest/webhook")
+        print(f"  action server:                 http://{settings.host}:{settings.actions_port}/webhook")
+        print(f"  web app:                       http://{settings.host}:{settings.web_port}/")
+        print(f"  logs:                          {stack.log_dir}/")
+        print("Ctrl-C stops everything.", flush=True)
+        while not stopping:
+            for name, proc in stack.procs.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; see {stack.log_dir}/{name}.log")
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("stopping…")
+        stack.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="concierge", description="Kawasaki ward-office concierge")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ask = sub.add_parser("ask", help="ask the bot (same path as the live bot)")
+    ask.add_argument("question", nargs="?")
+    ask.add_argument("--ward", help="the resident's ward, e.g. 中原区")
+    ask.add_argument("--batch", help='JSON lines file: {"id", "q", "ward"?} per line')
+    ask.add_argument("--json", action="store_true", help="one JSON line per answer")
+    ask.set_defaults(func=cmd_ask)
+    kn = sub.add_parser("knowledge", help="check or build the knowledge index")
+    kn.add_argument("action", choices=["check", "build", "export-nlu"])
+    kn.add_argument("--folder", help="knowledge folder (default: knowledge/)")
+    kn.set_defaults(func=cmd_knowledge)
+    run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
+    run.set_defaults(func=cmd_run)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Japanese text normalisation shared by the Rasa tokenizer and retrieval.
+
+Depends on SudachiPy only, so that both Python environments can import it. Matching uses
+three views of the text, because no single one unifies the spellings residents type:
+NFKC text (half-width kana, full-width digits), Sudachi normalized forms (okurigana and
+kanji variants) and katakana readings (kana-only input such as じゅうみんひょう, which
+Sudachi does not normalise to 住民票).
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+# Parts of speech that carry no topic: dropped before lexical matching.
+FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+# Sudachi refuses inputs above ~49 KB; analyse long texts in slices of this many characters.
+_SLICE_CHARS = 4000
+_HIRAGANA_START, _HIRAGANA_END, _KANA_OFFSET = 0x3041, 0x3096, 0x60
+
+
+@dataclass(frozen=True, slots=True)
+class Morph:
+    """One Sudachi morpheme with its offsets in the original text."""
+
+    surface: str  # as typed (slice of the original text)
+    start: int
+    end: int
+    text: str  # NFKC, lower-cased surface
+    normalized: str  # Sudachi normalized form
+    reading: str  # katakana reading
+    pos: str  # first-level part of speech
+
+    @property
+    def is_content(self) -> bool:
+        return self.pos not in FUNCTION_POS
+
+
+def nfkc(text: str) -> str:
+    """NFKC plus lower case: ｼﾞｭｳﾐﾝﾋｮｳ → ジュウミンヒョウ, ＡＢＣ１ → abc1."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def to_katakana(text: str) -> str:
+    """Hiragana → katakana by the fixed code-point offset; other characters unchanged."""
+    return "".join(
+        chr(ord(c) + _KANA_OFFSET) if _HIRAGANA_START <= ord(c) <= _HIRAGANA_END else c for c in text
+    )
+
+
+def _slices(text: str) -> Iterator[tuple[int, str]]:
+    """Cut long text at a line break or sentence end near the slice size."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + _SLICE_CHARS)
+        if end < len(text):
+            cut = max(text.rfind(ch, start, end) for ch in "\n。．.!?！？ ")
+            if cut > start:
+                end = cut + 1
+        yield start, text[start:end]
+        start = end
+
+
+class Analyzer:
+    """Thread-safe wrapper around a Sudachi tokenizer (one per thread, split mode C)."""
+
+    def __init__(self, split_mode: str = "C", dict_name: str = "core") -> None:
+        self.split_mode = split_mode
+        self.dict_name = dict_name
+        self._local = threading.local()
+        self._dictionary = None
+        self._lock = threading.Lock()
+
+    def _tokenizer(self):
+        tok = getattr(self._local, "tokenizer", None)
+        if tok is None:
+            from sudachipy import Dictionary, SplitMode
+
+            with self._lock:
+                if self._dictionary is None:
+                    self._dictionary = Dictionary(dict=self.dict_name)
+            mode = getattr(SplitMode, self.split_mode)
+            tok = self._local.tokenizer = self._dictionary.create(mode)
+        return tok
+
+    def analyze(self, text: str) -> list[Morph]:
+        """Morphemes of `text`, offsets into `text`; whitespace morphemes are dropped."""
+        morphs: list[Morph] = []
+        tokenizer = self._tokenizer()
+        for offset, piece in _slices(text):
+            for m in tokenizer.tokenize(piece):
+                surface = m.surface()
+                pos = m.part_of_speech()[0]
+                if pos == "空白" or not surface.strip():
+                    continue
+                reading = m.reading_form() or surface
+                morphs.append(
+                    Morph(
+                        surface=surface,
+                        start=offset + m.begin(),
+                        end=offset + m.end(),
+                        text=nfkc(surface),
+                        normalized=nfkc(m.normalized_form()),
+                        reading=to_katakana(nfkc(reading)),
+                        pos=pos,
+                    )
+                )
+        return morphs
+
+    def content_terms(self, text: str) -> list[str]:
+        """Normalized forms of content words: the lexical-matching vocabulary."""
+        return [m.normalized for m in self.analyze(text) if m.is_content]
+
+    def reading(self, text: str) -> str:
+        """Katakana reading of the whole text (content words only), for kana-only matching."""
+        return "".join(m.reading for m in self.analyze(text) if m.is_content)
+
+
+_default: Analyzer | None = None
+
+
+def default_analyzer() -> Analyzer:
+    """The process-wide analyzer (dictionary loading costs ~100 ms, so share it)."""
+    global _default
+    if _default is None:
+        _default = Analyzer()
+    return _default

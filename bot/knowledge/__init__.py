@@ -1,0 +1,26 @@
+"""The knowledge base: YAML files under knowledge/, loaded into typed records."""
+
+from bot.knowledge.loader import KnowledgeError, load_knowledge
+from bot.knowledge.model import (
+    WARDS,
+    Counter,
+    Faq,
+    KnowledgeBase,
+    Office,
+    PolicyChunk,
+    Service,
+    Source,
+)
+
+__all__ = [
+    "WARDS",
+    "Counter",
+    "Faq",
+    "KnowledgeBase",
+    "KnowledgeError",
+    "Office",
+    "PolicyChunk",
+    "Service",
+    "Source",
+    "load_knowledge",
+]

@@ -1,0 +1,255 @@
+"""Load knowledge/*.yml into a KnowledgeBase, reporting every problem as file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.knowledge.model import (
+    WARDS,
+    Counter,
+    Faq,
+    KnowledgeBase,
+    NotAt,
+    Office,
+    PolicyChunk,
+    Service,
+    Source,
+    Town,
+)
+
+_LINE = "__line__"
+
+
+class KnowledgeError(Exception):
+    """The knowledge folder has problems; `problems` lists them as 'file:line: message'."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that records the line of every mapping, for editor-friendly errors."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping[_LINE] = node.start_mark.line + 1
+        return mapping
+
+
+class _Reader:
+    """Collects problems while turning raw mappings into records."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.problems: list[str] = []
+        self.sources: dict[str, dict[str, Any]] = {}
+        self.hours: dict[str, str] = {}
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        path = self.folder / name
+        if not path.exists():
+            return []
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark else 0
+            self.problems.append(f"{name}:{line}: YAML error: {exc}")
+            return []
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            self.problems.append(f"{name}:1: expected a list of entries")
+            return []
+        for item in data:
+            if isinstance(item, dict):
+                item["__file__"] = name
+        return [item for item in data if isinstance(item, dict)]
+
+    def where(self, item: dict[str, Any]) -> str:
+        return f"{item.get('__file__', '?')}:{item.get(_LINE, 0)}"
+
+    def require(self, item: dict[str, Any], *keys: str) -> bool:
+        missing = [k for k in keys if not item.get(k)]
+        for key in missing:
+            self.problems.append(f"{self.where(item)}: missing '{key}' in entry {item.get('id', '')!r}")
+        return not missing
+
+    def source(self, item: dict[str, Any], key: str = "source") -> Source:
+        raw = item.get(key)
+        if not raw:
+            self.problems.append(
+                f"{self.where(item)}: missing '{key}' in entry {item.get('id', item.get('name', ''))!r}"
+            )
+            return Source(id="", title="", url=None)
+        sid, _, section = str(raw).partition("/")
+        sid, section = sid.strip(), section.strip()
+        meta = self.sources.get(sid)
+        if meta is None:
+            self.problems.append(f"{self.where(item)}: unknown source {sid!r} (see sources.yml)")
+            return Source(id=sid, title=sid, url=None, section=section)
+        return Source(id=sid, title=meta["title"], url=meta.get("url"), section=section)
+
+    def hour_texts(self, item: dict[str, Any]) -> tuple[str, ...]:
+        texts = []
+        for hid in item.get("hours") or []:
+            if hid not in self.hours:
+                self.problems.append(f"{self.where(item)}: unknown hours {hid!r} (see hours.yml)")
+            else:
+                texts.append(self.hours[hid])
+        return tuple(texts)
+
+    def ward_list(self, item: dict[str, Any]) -> tuple[str, ...]:
+        wards = tuple(item.get("wards") or ([item["ward"]] if item.get("ward") else []))
+        for ward in wards:
+            if ward not in WARDS:
+                self.problems.append(f"{self.where(item)}: unknown ward {ward!r}")
+        return wards
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _check_unique(reader: _Reader, items: list[dict[str, Any]], seen: dict[str, str]) -> None:
+    for item in items:
+        key = item.get("id")
+        if key is None:
+            continue
+        if key in seen:
+            reader.problems.append(f"{reader.where(item)}: duplicate id {key!r} (first at {seen[key]})")
+        else:
+            seen[key] = reader.where(item)
+
+
+def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
+    """Read the knowledge folder. With strict, any problem raises KnowledgeError."""
+    reader = _Reader(Path(folder))
+    kb = KnowledgeBase()
+    for item in reader.read("sources.yml"):
+        if reader.require(item, "id", "title"):
+            reader.sources[item["id"]] = item
+    for item in reader.read("hours.yml"):
+        if reader.require(item, "id", "text"):
+            reader.source(item)
+            reader.hours[item["id"]] = item["text"]
+
+    offices, counters = reader.read("offices.yml"), reader.read("counters.yml")
+    services, faqs, policy = reader.read("services.yml"), reader.read("faq.yml"), reader.read("policy.yml")
+    seen: dict[str, str] = {}
+    for group in (offices, counters, services, faqs, policy):
+        _check_unique(reader, group, seen)
+
+    for item in offices:
+        if not reader.require(item, "id", "name", "kind"):
+            continue
+        kb.offices[item["id"]] = Office(
+            id=item["id"],
+            name=item["name"],
+            kind=item["kind"],
+            wards=reader.ward_list(item),
+            source=reader.source(item),
+            address=item.get("address", ""),
+            hours=reader.hour_texts(item),
+            phone=str(item.get("phone", "")),
+            status=item.get("status", "open"),
+            closed=item.get("closed", ""),
+            note=item.get("note", ""),
+            review=bool(item.get("review")),
+        )
+    for item in counters:
+        if not reader.require(item, "id", "name", "at", "handles"):
+            continue
+        kb.counters[item["id"]] = Counter(
+            id=item["id"],
+            name=item["name"],
+            at=item["at"],
+            handles=item["handles"],
+            source=reader.source(item),
+            section=item.get("section", ""),
+            hours=reader.hour_texts(item),
+        )
+    for item in services:
+        if not reader.require(item, "id", "name", "offices"):
+            continue
+        counter = None
+        if item.get("counter"):
+            counter = kb.counters.get(item["counter"])
+            if counter is None:
+                reader.problems.append(f"{reader.where(item)}: unknown counter {item['counter']!r}")
+        for oid in _strs(item.get("office_ids")):
+            if oid not in kb.offices:
+                reader.problems.append(f"{reader.where(item)}: unknown office {oid!r}")
+        not_at = None
+        if item.get("not_at"):
+            raw = item["not_at"]
+            raw.setdefault("__file__", item["__file__"])
+            not_at = NotAt(kinds=_strs(raw.get("kinds")), note=raw.get("note", ""), source=reader.source(raw))
+        kb.services[item["id"]] = Service(
+            id=item["id"],
+            name=item["name"],
+            source=reader.source(item),
+            aliases=_strs(item.get("aliases")),
+            questions=_strs(item.get("questions")),
+            counter=counter,
+            office_kinds=_strs(item.get("offices")),
+            office_ids=_strs(item.get("office_ids")),
+            not_at=not_at,
+            bring=_strs(item.get("bring")),
+            alternatives=item.get("alternatives", ""),
+            deadline=item.get("deadline", ""),
+            note=item.get("note", ""),
+            review=bool(item.get("review")),
+        )
+    for item in faqs:
+        if not reader.require(item, "id", "questions", "answer"):
+            continue
+        for sid in _strs(item.get("services")):
+            if sid not in kb.services:
+                reader.problems.append(f"{reader.where(item)}: unknown service {sid!r}")
+        kb.faqs[item["id"]] = Faq(
+            id=item["id"],
+            questions=_strs(item["questions"]),
+            answer=item["answer"],
+            source=reader.source(item),
+            services=_strs(item.get("services")),
+        )
+    for item in policy:
+        if not reader.require(item, "id", "text", "cite"):
+            continue
+        kb.policy[item["id"]] = PolicyChunk(
+            id=item["id"],
+            chapter=item.get("chapter", ""),
+            section=item.get("section", ""),
+            heading=item.get("heading", ""),
+            cite=item["cite"],
+            text=item["text"],
+            source=reader.source(item),
+        )
+    for group in reader.read("towns.yml"):
+        if not reader.require(group, "ward", "towns"):
+            continue
+        (ward,) = reader.ward_list(group) or ("",)
+        src = reader.source(group)
+        for town in group["towns"]:
+            kb.towns.append(
+                Town(
+                    name=town["name"],
+                    reading=town.get("reading", ""),
+                    ward=ward,
+                    kind=town.get("kind", ""),
+                    source=src,
+                )
+            )
+    kb.hours = dict(reader.hours)
+    if strict and reader.problems:
+        raise KnowledgeError(reader.problems)
+    return kb

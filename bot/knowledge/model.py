@@ -1,0 +1,142 @@
+"""Typed records of the knowledge base and the look-ups answers need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WARDS: tuple[str, ...] = ("川崎区", "幸区", "中原区", "高津区", "宮前区", "多摩区", "麻生区")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a fact comes from: a registered source plus an optional section."""
+
+    id: str
+    title: str
+    url: str | None
+    section: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.title}{self.section}" if self.title.endswith("）") else f"{self.title} {self.section}".strip()
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"title": self.label, "url": self.url}
+
+
+@dataclass(frozen=True)
+class Office:
+    id: str
+    name: str
+    kind: str
+    wards: tuple[str, ...]
+    source: Source
+    address: str = ""
+    hours: tuple[str, ...] = ()  # resolved hour texts
+    phone: str = ""
+    status: str = "open"
+    closed: str = ""
+    note: str = ""
+    review: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "closed"
+
+
+@dataclass(frozen=True)
+class Counter:
+    id: str
+    name: str
+    at: str
+    handles: str
+    source: Source
+    section: str = ""
+    hours: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NotAt:
+    kinds: tuple[str, ...]
+    note: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    name: str
+    source: Source
+    aliases: tuple[str, ...] = ()
+    questions: tuple[str, ...] = ()
+    counter: Counter | None = None
+    office_kinds: tuple[str, ...] = ()
+    office_ids: tuple[str, ...] = ()
+    not_at: NotAt | None = None
+    bring: tuple[str, ...] = ()
+    alternatives: str = ""
+    deadline: str = ""
+    note: str = ""
+    review: bool = False
+
+
+@dataclass(frozen=True)
+class Faq:
+    id: str
+    questions: tuple[str, ...]
+    answer: str
+    source: Source
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyChunk:
+    id: str
+    chapter: str
+    section: str
+    heading: str
+    cite: str
+    text: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class Town:
+    name: str
+    reading: str
+    ward: str
+    kind: str
+    source: Source
+
+
+@dataclass
+class KnowledgeBase:
+    """Everything in knowledge/, with the look-ups the answer composer needs."""
+
+    offices: dict[str, Office] = field(default_factory=dict)
+    counters: dict[str, Counter] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    faqs: dict[str, Faq] = field(default_factory=dict)
+    policy: dict[str, PolicyChunk] = field(default_factory=dict)
+    towns: list[Town] = field(default_factory=list)
+    hours: dict[str, str] = field(default_factory=dict)  # schedule id → text
+
+    def offices_in(
+        self, ward: str, kinds: tuple[str, ...] = (), include_closed: bool = False
+    ) -> list[Office]:
+        """Offices serving `ward`, in the order of `kinds` (all kinds if empty)."""
+        found = [
+            o
+            for o in self.offices.values()
+            if ward in o.wards and (include_closed or o.is_open) and (not kinds or o.kind in kinds)
+        ]
+        if kinds:
+            found.sort(key=lambda o: kinds.index(o.kind))
+        return found
+
+    def ward_office(self, ward: str) -> Office | None:
+        offices = self.offices_in(ward, ("区役所",))
+        return offices[0] if offices else None
+
+    def closed_offices(self) -> list[Office]:
+        return [o for o in self.offices.values() if not o.is_open]

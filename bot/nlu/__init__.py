@@ -1,0 +1,1 @@
+"""Rasa components for Japanese (imported only inside the Rasa server's environment)."""

@@ -1,0 +1,44 @@
+"""Find the resident's ward in what they typed: a ward name, a town or station, or its reading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.japanese import default_analyzer, nfkc, to_katakana
+from bot.knowledge import WARDS, KnowledgeBase
+
+
+@dataclass(frozen=True)
+class PlaceMatch:
+    ward: str
+    name: str  # what matched: the ward itself or a town/station name
+
+
+class Gazetteer:
+    """Longest-match look-up of ward and town names, on NFKC text and on katakana readings."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        analyzer = default_analyzer()
+        names: dict[str, PlaceMatch] = {}
+        readings: dict[str, PlaceMatch] = {}
+        for ward in WARDS:
+            names[nfkc(ward)] = PlaceMatch(ward, ward)
+            readings[analyzer.reading(ward)] = PlaceMatch(ward, ward)
+        for town in kb.towns:
+            names.setdefault(nfkc(town.name), PlaceMatch(town.ward, town.name))
+            if len(town.reading) >= 3:
+                readings.setdefault(to_katakana(nfkc(town.reading)), PlaceMatch(town.ward, town.name))
+        self._names = sorted(names.items(), key=lambda kv: -len(kv[0]))
+        self._readings = sorted(readings.items(), key=lambda kv: -len(kv[0]))
+
+    def find(self, text: str) -> PlaceMatch | None:
+        """The longest ward/town name in `text` (kanji or kana), or None."""
+        norm = nfkc(text)
+        for name, match in self._names:
+            if name in norm:
+                return match
+        kana = to_katakana(norm).replace(" ", "")
+        for reading, match in self._readings:
+            if reading in kana:
+                return match
+        return None

@@ -1,0 +1,66 @@
+"""Talk to a running Rasa server: the REST channel for messages, the HTTP API for trackers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import requests
+
+
+@dataclass
+class Reply:
+    """Everything the bot said for one message, with what the NLU understood."""
+
+    messages: list[dict] = field(default_factory=list)
+    intent: str | None = None
+    confidence: float | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n".join(m["text"] for m in self.messages if m.get("text"))
+
+    @property
+    def custom(self) -> dict:
+        """The structured payload of the last answer that carried one."""
+        payloads = [m["custom"] for m in self.messages if isinstance(m.get("custom"), dict)]
+        return payloads[-1] if payloads else {}
+
+
+class RasaClient:
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    def is_ready(self) -> bool:
+        try:
+            resp = self.http.get(f"{self.base_url}/status", timeout=2)
+            return resp.ok and bool(resp.json().get("model_file"))
+        except (requests.RequestException, ValueError):
+            return False
+
+    def send(self, sender: str, text: str) -> list[dict]:
+        resp = self.http.post(
+            f"{self.base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=self.timeout
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    def tracker(self, sender: str) -> dict:
+        resp = self.http.get(f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker", timeout=self.timeout)
+        resp.raise_for_status()
+        return resp.json()
+
+    def set_slot(self, sender: str, name: str, value: str) -> None:
+        resp = self.http.post(
+            f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker/events",
+            json=[{"event": "slot", "name": name, "value": value}], timeout=self.timeout,
+        )
+        resp.raise_for_status()
+
+    def ask(self, sender: str, text: str) -> Reply:
+        messages = self.send(sender, text)
+        latest = self.tracker(sender).get("latest_message") or {}
+        intent = latest.get("intent") or {}
+        return Reply(messages=messages, intent=intent.get("name"), confidence=intent.get("confidence"))

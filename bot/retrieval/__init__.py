@@ -1,0 +1,1 @@
+"""Hybrid retrieval over the knowledge base: dense encoders + FAISS, and BM25."""

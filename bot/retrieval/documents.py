@@ -1,0 +1,64 @@
+"""Turn knowledge records into searchable documents with several 'views' each.
+
+A view is one text the encoders embed: a question variant (embedded like a resident's
+question) or a passage (an answer or description). A document scores by its best view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from bot.knowledge import KnowledgeBase
+
+
+@dataclass(frozen=True)
+class View:
+    text: str
+    role: str  # "query" for question-like texts, "passage" for answers
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str  # "<kind>:<knowledge id>"
+    kind: str  # service | faq | policy | office
+    title: str
+    views: tuple[View, ...]
+
+    @property
+    def ref(self) -> str:
+        return self.id.split(":", 1)[1]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict) -> Document:
+        return cls(
+            id=raw["id"], kind=raw["kind"], title=raw["title"], views=tuple(View(**v) for v in raw["views"])
+        )
+
+
+def documents_from(kb: KnowledgeBase) -> list[Document]:
+    docs: list[Document] = []
+    for s in kb.services.values():
+        views = [View(" ".join((s.name, *s.aliases)), "query")]
+        views += [View(q, "query") for q in s.questions]
+        desc = f"{s.name}。"
+        if s.counter:
+            desc += f"担当は{s.counter.name}（{s.counter.handles}）。"
+        if s.note:
+            desc += s.note
+        views.append(View(desc, "passage"))
+        docs.append(Document(f"service:{s.id}", "service", s.name, tuple(views)))
+    for f in kb.faqs.values():
+        views = [View(q, "query") for q in f.questions] + [View(f.answer, "passage")]
+        docs.append(Document(f"faq:{f.id}", "faq", f.questions[0], tuple(views)))
+    for p in kb.policy.values():
+        views = (View(p.heading, "query"), View(f"{p.heading}\n{p.text}", "passage"))
+        docs.append(Document(f"policy:{p.id}", "policy", p.cite, views))
+    for o in kb.offices.values():
+        views = [View(f"{o.name} {o.kind} {' '.join(o.wards) if len(o.wards) == 1 else ''}".strip(), "query")]
+        if o.note:
+            views.append(View(f"{o.name}。{o.note}", "passage"))
+        docs.append(Document(f"office:{o.id}", "office", o.name, tuple(views)))
+    return docs

