@@ -21,11 +21,16 @@ class ActionHandoff(Action):
         ward = resident_ward(concierge, tracker)
         office = concierge.kb.ward_office(ward) if ward else None
         if office:
-            text = (f"職員がご相談を承ります。{office.name}（{office.address}）の窓口へお越しください。\n"
-                    "受付時間: " + "／".join(office.hours))
+            text = (
+                f"職員がご相談を承ります。{office.name}（{office.address}）の窓口へお越しください。\n"
+                "受付時間: " + "／".join(office.hours)
+            )
             answer = Answer(text=text, sources=[office.source], office=office.name, ward=ward, handoff=True)
         else:
-            answer = Answer(text="職員におつなぎします。お住まいの区を教えてください。", buttons=ward_buttons(),
-                            handoff=True)
+            answer = Answer(
+                text="職員におつなぎします。お住まいの区を教えてください。",
+                buttons=ward_buttons(),
+                handoff=True,
+            )
         send(dispatcher, answer)
         return []

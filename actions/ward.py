@@ -22,7 +22,8 @@ class ActionSetWard(Action):
         ward = resident_ward(concierge, tracker)
         if ward is None:
             dispatcher.utter_message(
-                text="すみません、お住まいの区がわかりませんでした。次から選んでください。", buttons=ward_buttons()
+                text="すみません、お住まいの区がわかりませんでした。次から選んでください。",
+                buttons=ward_buttons(),
             )
             return []
         pending = tracker.get_slot("last_question")

@@ -39,8 +39,13 @@ class Answer:
                 seen.add(s.label)
                 sources.append(s.as_dict())
         return {
-            "office": self.office, "counter": self.counter, "ward": self.ward, "sources": sources,
-            "handoff": self.handoff, "unresolved": self.unresolved, "confidence": self.confidence,
+            "office": self.office,
+            "counter": self.counter,
+            "ward": self.ward,
+            "sources": sources,
+            "handoff": self.handoff,
+            "unresolved": self.unresolved,
+            "confidence": self.confidence,
             "entry": self.entry,
         }
 
@@ -72,8 +77,11 @@ class AnswerComposer:
             answer = Answer(text=faq.answer, sources=[faq.source])
         else:
             chunk = self.kb.policy[ref]
-            excerpt = chunk.text if len(chunk.text) <= POLICY_EXCERPT_CHARS else (
-                chunk.text[:POLICY_EXCERPT_CHARS] + "…")
+            excerpt = (
+                chunk.text
+                if len(chunk.text) <= POLICY_EXCERPT_CHARS
+                else (chunk.text[:POLICY_EXCERPT_CHARS] + "…")
+            )
             answer = Answer(text=f"{chunk.cite}「{chunk.heading}」より:\n{excerpt}", sources=[chunk.source])
         answer.confidence, answer.entry = hit.confidence, hit.doc.id
         answer.ward = answer.ward or ward
@@ -133,7 +141,8 @@ class AnswerComposer:
             lines.append(service.not_at.note)
             sources.append(service.not_at.source)
         hours = (counter.hours if counter and main and main.kind == counter.at else ()) or (
-            main.hours if main else ())
+            main.hours if main else ()
+        )
         if hours:
             lines.append("受付時間: " + "／".join(hours))
         if service.bring:
@@ -149,8 +158,12 @@ class AnswerComposer:
         if counter:
             sources.append(counter.source)
         return Answer(
-            text="\n".join(lines), sources=sources, office=main.name if main else None,
-            counter=counter.name if counter else None, ward=ward, buttons=buttons,
+            text="\n".join(lines),
+            sources=sources,
+            office=main.name if main else None,
+            counter=counter.name if counter else None,
+            ward=ward,
+            buttons=buttons,
         )
 
     def hours(self, ward: str | None) -> Answer:
@@ -158,8 +171,12 @@ class AnswerComposer:
         office = self.kb.ward_office(ward) if ward else None
         if office:
             text = f"{_office_line(office)}の受付時間は次のとおりです。\n" + "\n".join(office.hours)
-            return Answer(text=text + "\n" + _source_line([office.source]), sources=[office.source],
-                          office=office.name, ward=ward)
+            return Answer(
+                text=text + "\n" + _source_line([office.source]),
+                sources=[office.source],
+                office=office.name,
+                ward=ward,
+            )
         any_office = self.kb.ward_office(WARDS[0])
         hours = any_office.hours if any_office else ()
         text = "区役所の受付時間は次のとおりです。\n" + "\n".join(hours)

@@ -81,8 +81,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
             else:
                 print(record["text"])
     if len(timings) > 1:
-        print(f"replies: {len(timings)}  p50 {statistics.median(timings):.0f} ms  "
-              f"max {max(timings):.0f} ms", file=sys.stderr)
+        print(
+            f"replies: {len(timings)}  p50 {statistics.median(timings):.0f} ms  max {max(timings):.0f} ms",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -99,8 +101,10 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
         print(f"{len(err.problems)} problem(s)", file=sys.stderr)
         return 1
     if args.action == "check":
-        print(f"ok: {len(kb.offices)} offices, {len(kb.counters)} counters, {len(kb.services)} services, "
-              f"{len(kb.faqs)} FAQ, {len(kb.policy)} policy chunks, {len(kb.towns)} towns")
+        print(
+            f"ok: {len(kb.offices)} offices, {len(kb.counters)} counters, {len(kb.services)} services, "
+            f"{len(kb.faqs)} FAQ, {len(kb.policy)} policy chunks, {len(kb.towns)} towns"
+        )
         return 0
     if args.action == "export-nlu":
         from bot.knowledge.nlu_export import export_nlu
@@ -123,8 +127,6 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
-    import subprocess
-
     from bot.services import Stack
 
     settings = get_settings()
@@ -132,14 +134,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     stack.start_actions()
     stack.start_rasa()
-    web_env = {"CONCIERGE_RASA_URL": stack.rasa_url}
     import os
 
-    stack.procs["web"] = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "web:create_app", "run", "--host", settings.host,
-         "--port", str(settings.web_port)],
-        env={**os.environ, **web_env}, cwd=settings.root, start_new_session=True,
-        stdout=open(settings.var_dir / "logs" / "web.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    stack.spawn(
+        "web",
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "web:create_app",
+            "run",
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.web_port),
+        ],
+        {**os.environ, "CONCIERGE_RASA_URL": stack.rasa_url},
     )
     stopping = False
 

@@ -10,6 +10,7 @@ import logging
 import threading
 
 from bot.answer import Answer, AnswerComposer
+from bot.japanese import nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.places import Gazetteer, PlaceMatch
 from bot.retrieval.encoders import make_encoder
@@ -43,6 +44,9 @@ class Concierge:
     def answer(self, text: str, ward: str | None = None, intent: str | None = None) -> Answer:
         self.refresh()
         query = text[: self.settings.max_message_chars]
+        place = self.gazetteer.find(query)
+        if place:  # the place picks the ward; it says nothing about the topic
+            query = nfkc(query).replace(nfkc(place.name), " ")
         if intent == "ask_hours":
             hits = self.retriever.search(query, k=1, kinds=("service", "office"))
             hit = hits[0] if hits else None

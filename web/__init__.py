@@ -10,8 +10,12 @@ from bot.settings import get_settings
 def create_app() -> Flask:
     app = Flask(__name__)
     settings = get_settings()
-    app.config.update(RASA_URL=settings.rasa_base_url, REQUEST_TIMEOUT=settings.request_timeout_s,
-                      MAX_CONTENT_LENGTH=64 * 1024, MAX_MESSAGE_CHARS=settings.max_message_chars)
+    app.config.update(
+        RASA_URL=settings.rasa_base_url,
+        REQUEST_TIMEOUT=settings.request_timeout_s,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_MESSAGE_CHARS=settings.max_message_chars,
+    )
     from web.widget import bp as widget_bp
 
     app.register_blueprint(widget_bp)

@@ -18,7 +18,11 @@ class Source:
 
     @property
     def label(self) -> str:
-        return f"{self.title}{self.section}" if self.title.endswith("）") else f"{self.title} {self.section}".strip()
+        return (
+            f"{self.title}{self.section}"
+            if self.title.endswith("）")
+            else f"{self.title} {self.section}".strip()
+        )
 
     def as_dict(self) -> dict[str, str | None]:
         return {"title": self.label, "url": self.url}

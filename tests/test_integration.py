@@ -1,0 +1,59 @@
+"""The live path: Rasa server + action server on free ports, asked through the REST webhook and the CLI."""
+
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+
+from bot.rasa_client import RasaClient
+from bot.settings import ROOT
+
+
+def test_rest_answer_names_counter_with_source(stack):
+    reply = RasaClient(stack.rasa_url).ask("it-1", "住民票の写しがほしい")
+    assert "区民課" in reply.text and "出典:" in reply.text
+    assert reply.intent == "ask_procedure"
+    assert reply.custom["counter"] == "区民課"
+
+
+@pytest.mark.parametrize("message", ["", "あ" * 10_000, "😀😀😀", "<script>alert(1)</script>", "   "])
+def test_bad_input_gets_a_polite_reply_and_the_server_stays_up(stack, message):
+    resp = requests.post(
+        f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": "it-bad", "message": message}, timeout=60
+    )
+    assert resp.status_code == 200
+    texts = [m.get("text", "") for m in resp.json()]
+    assert any(texts) and not any("Traceback" in t for t in texts)
+    assert RasaClient(stack.rasa_url).is_ready()
+
+
+def test_cli_batch_prints_one_json_line_per_question(stack, tmp_path):
+    batch = tmp_path / "q.jsonl"
+    batch.write_text(
+        "\n".join(
+            json.dumps(x, ensure_ascii=False)
+            for x in [
+                {"id": "a", "q": "国保 加入", "ward": "中原区"},
+                {"id": "b", "q": "職員と話したい"},
+                {"id": "c", "q": "おすすめのラーメン屋は？"},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "concierge"), "ask", "--batch", str(batch), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CONCIERGE_RASA_URL": stack.rasa_url},
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    keys = {"id", "text", "intent", "confidence", "office", "counter", "sources", "handoff", "unresolved"}
+    assert all(set(r) == keys for r in rows)
+    assert rows[0]["office"] == "中原区役所" and rows[0]["counter"] == "保険年金課" and rows[0]["sources"]
+    assert rows[1]["handoff"] is True
+    assert rows[2]["intent"] == "out_of_scope" or rows[2]["unresolved"] is True
