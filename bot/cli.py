@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import sys
@@ -134,8 +135,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     stack.start_actions()
     stack.start_rasa()
-    import os
-
     stack.spawn(
         "web",
         [
