@@ -121,8 +121,38 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     def progress(encoder: str, role: str) -> None:
         print(f"  embedded {role} texts with {encoder}", file=sys.stderr)
 
-    stats = build_index(documents_from(kb), encoders, settings.index_dir, progress)
+    stats = build_index(documents_from(kb), encoders, settings.index_dir, progress, settings.cache_dir)
     print(json.dumps(stats, ensure_ascii=False))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Top-1 accuracy (entry, counter and office right) and MRR of the answering core."""
+    from bot.concierge import Concierge
+    from bot.evaluation import evaluate
+
+    result = evaluate(Concierge(get_settings()), Path(args.file))
+    for miss in result.misses if args.verbose else []:
+        print(json.dumps(miss, ensure_ascii=False), file=sys.stderr)
+    print(
+        f"questions {result.total}  top-1 accuracy {result.accuracy:.3f}  MRR@10 {result.mrr:.3f}  "
+        f"misses {len(result.misses)}"
+    )
+    return 0
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    """Rank an FAQ collection for each query: one JSON line {"id", "hits"} per query."""
+    from bot.retrieval.encoders import make_encoder
+    from bot.retrieval.faq_collection import faq_retriever
+
+    settings = get_settings()
+    encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
+    retriever = faq_retriever(Path(args.faq_json), encoders, settings.var_dir, settings.retrieval_weights)
+    queries = json.loads(Path(args.queries).read_text(encoding="utf-8"))
+    for qid, text in queries.items():
+        hits = retriever.search(str(text), k=args.top_k)
+        print(json.dumps({"id": qid, "hits": [h.doc.ref for h in hits]}, ensure_ascii=False))
     return 0
 
 
@@ -192,6 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     kn.add_argument("action", choices=["check", "build", "export-nlu"])
     kn.add_argument("--folder", help="knowledge folder (default: knowledge/)")
     kn.set_defaults(func=cmd_knowledge)
+    ev = sub.add_parser("eval", help="top-1 accuracy and MRR on a question set (JSON lines)")
+    ev.add_argument("file")
+    ev.add_argument("-v", "--verbose", action="store_true", help="print the misses")
+    ev.set_defaults(func=cmd_eval)
+    ret = sub.add_parser("retrieve", help="rank an FAQ collection (LocalgovFAQ JSON form) for queries")
+    ret.add_argument("--faq-json", required=True, help='{doc_id: "Question: …\\nAnswer: …"}')
+    ret.add_argument("--queries", required=True, help="{query_id: text}")
+    ret.add_argument("--top-k", type=int, default=10)
+    ret.set_defaults(func=cmd_retrieve)
     run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
     run.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)

@@ -10,7 +10,6 @@ import logging
 import threading
 
 from bot.answer import Answer, AnswerComposer
-from bot.japanese import nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.places import Gazetteer, PlaceMatch
 from bot.retrieval.encoders import make_encoder
@@ -24,7 +23,7 @@ class Concierge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
-        self.retriever = Retriever(settings.index_dir, self.encoders)
+        self.retriever = Retriever(settings.index_dir, self.encoders, settings.retrieval_weights)
         self._set_knowledge(load_knowledge(settings.knowledge_dir))
 
     def _set_knowledge(self, kb: KnowledgeBase) -> None:
@@ -44,16 +43,14 @@ class Concierge:
     def answer(self, text: str, ward: str | None = None, intent: str | None = None) -> Answer:
         self.refresh()
         query = text[: self.settings.max_message_chars]
-        place = self.gazetteer.find(query)
-        if place:  # the place picks the ward; it says nothing about the topic
-            query = nfkc(query).replace(nfkc(place.name), " ")
+        places = self.gazetteer.names_in(query)  # they pick the ward, not the topic
         if intent == "ask_hours":
-            hits = self.retriever.search(query, k=1, kinds=("service", "office"))
+            hits = self.retriever.search(query, k=1, kinds=("service", "office"), places=places)
             hit = hits[0] if hits else None
             if hit is None or hit.confidence < self.settings.answer_min_score:
                 return self.composer.hours(ward)
             return self.composer.compose(hit, ward, intent)
-        hits = self.retriever.search(query, k=1)
+        hits = self.retriever.search(query, k=1, places=places)
         return self.composer.compose(hits[0] if hits else None, ward, intent)
 
 

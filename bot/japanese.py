@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 # Parts of speech that carry no topic: dropped before lexical matching.
 FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+# Symbols have no reading worth matching.
+SYMBOL_POS = frozenset({"補助記号", "記号", "空白"})
 # Sudachi refuses inputs above ~49 KB; analyse long texts in slices of this many characters.
 _SLICE_CHARS = 4000
 _HIRAGANA_START, _HIRAGANA_END, _KANA_OFFSET = 0x3041, 0x3096, 0x60
@@ -48,6 +50,16 @@ def to_katakana(text: str) -> str:
     return "".join(
         chr(ord(c) + _KANA_OFFSET) if _HIRAGANA_START <= ord(c) <= _HIRAGANA_END else c for c in text
     )
+
+
+def _is_kana(text: str) -> bool:
+    return all("\u3041" <= c <= "\u30ff" for c in text)
+
+
+def is_kana_only(text: str) -> bool:
+    """True for text written in kana alone (ignoring spaces, punctuation and symbols)."""
+    letters = [c for c in nfkc(text) if c.isalnum()]
+    return bool(letters) and all("\u3041" <= c <= "\u30ff" for c in letters)
 
 
 def _slices(text: str) -> Iterator[tuple[int, str]]:
@@ -95,7 +107,9 @@ class Analyzer:
                 pos = m.part_of_speech()[0]
                 if pos == "空白" or not surface.strip():
                     continue
-                reading = m.reading_form() or surface
+                norm_surface = nfkc(surface)
+                # kana as typed is its own reading; Sudachi's guess for unknown kana is worse
+                reading = norm_surface if _is_kana(norm_surface) else (m.reading_form() or surface)
                 morphs.append(
                     Morph(
                         surface=surface,
@@ -114,8 +128,8 @@ class Analyzer:
         return [m.normalized for m in self.analyze(text) if m.is_content]
 
     def reading(self, text: str) -> str:
-        """Katakana reading of the whole text (content words only), for kana-only matching."""
-        return "".join(m.reading for m in self.analyze(text) if m.is_content)
+        """Katakana reading of the whole text (symbols dropped), for kana-only matching."""
+        return "".join(m.reading for m in self.analyze(text) if m.pos not in SYMBOL_POS)
 
 
 _default: Analyzer | None = None

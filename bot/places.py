@@ -29,7 +29,16 @@ class Gazetteer:
             if len(town.reading) >= 3:
                 readings.setdefault(to_katakana(nfkc(town.reading)), PlaceMatch(town.ward, town.name))
         self._names = sorted(names.items(), key=lambda kv: -len(kv[0]))
+        # Facility names that contain a place name (柿生連絡所, 中原区役所) are topics, not places.
+        self._facilities = sorted({nfkc(o.name) for o in kb.offices.values()}, key=len, reverse=True)
         self._readings = sorted(readings.items(), key=lambda kv: -len(kv[0]))
+
+    def names_in(self, text: str) -> list[str]:
+        """Every ward or town name written in `text` (kanji forms), outside facility names."""
+        norm = nfkc(text)
+        for facility in self._facilities:
+            norm = norm.replace(facility, "\0")
+        return [name for name, _ in self._names if name in norm]
 
     def find(self, text: str) -> PlaceMatch | None:
         """The longest ward/town name in `text` (kanji or kana), or None."""

@@ -6,6 +6,7 @@ The Rasa pipeline and policies live in config.yml; everything else a deployment 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,11 @@ class Settings:
     # Fused retrieval score below which the bot says it does not know.
     answer_min_score: float = field(default_factory=lambda: float(_env("CONCIERGE_ANSWER_MIN_SCORE", "0.5")))
     retrieval_top_k: int = 5
+    # Weight of each retrieval channel in the fused score (z-scores); "dense" is the default for
+    # encoders not named. Tuned on the dev sets (see bench/).
+    retrieval_weights: dict[str, float] = field(
+        default_factory=lambda: json.loads(_env("CONCIERGE_RETRIEVAL_WEIGHTS", "{}"))
+    )
     # Replies are cut to this many characters of resident input (longer input is still answered).
     max_message_chars: int = field(default_factory=lambda: int(_env("CONCIERGE_MAX_MESSAGE_CHARS", "2000")))
     request_timeout_s: float = field(default_factory=lambda: float(_env("CONCIERGE_REQUEST_TIMEOUT", "30")))
@@ -51,6 +57,11 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.var_dir / "index"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Embeddings by content hash, shared by every index built on this machine."""
+        return self.var_dir / "cache"
 
     @property
     def rasa_base_url(self) -> str:

@@ -21,11 +21,14 @@ import faiss
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from bot.japanese import default_analyzer, nfkc
+from bot.japanese import default_analyzer, is_kana_only, nfkc
 from bot.retrieval.documents import Document
 from bot.retrieval.encoders import Encoder
 
-DEFAULT_WEIGHTS = {"dense": 1.0, "terms": 0.8, "readings": 0.4}
+# Kana-only questions (じゅうみんひょう) carry their meaning in readings only: Sudachi cuts them
+# into unrelated words and the encoders barely know them, so for those readings get
+# "kana_readings" more and the words channel weighs "kana_terms" instead of "terms".
+DEFAULT_WEIGHTS = {"dense": 1.0, "terms": 0.8, "readings": 0.4, "kana_readings": 2.0, "kana_terms": 0.0}
 
 
 def text_key(encoder: str, role: str, text: str) -> str:
@@ -77,14 +80,20 @@ def lexical_fields(doc: Document) -> tuple[list[str], list[str]]:
     return terms, readings
 
 
-def build_index(docs: list[Document], encoders: list[Encoder], index_dir: Path, progress=None) -> dict:
+def build_index(
+    docs: list[Document],
+    encoders: list[Encoder],
+    index_dir: Path,
+    progress=None,
+    cache_dir: Path | None = None,
+) -> dict:
     """Embed (only what changed), write FAISS indexes, documents and lexical fields."""
     started = time.perf_counter()
     index_dir.mkdir(parents=True, exist_ok=True)
     view_doc = [i for i, d in enumerate(docs) for _ in d.views]
     stats: dict = {"documents": len(docs), "views": len(view_doc), "encoders": {}}
     for enc in encoders:
-        cache = EmbeddingCache(index_dir / "cache" / f"{enc.name}.npz")
+        cache = EmbeddingCache((cache_dir or index_dir / "cache") / f"{enc.name}.npz")
         vectors = []
         for role in ("query", "passage"):
             texts = [(i, v.text) for i, v in enumerate(v for d in docs for v in d.views) if v.role == role]
@@ -122,6 +131,14 @@ class Hit:
     score: float  # fused z-score, for ranking
     confidence: float  # 0–1, calibrated: below the threshold the bot says it does not know
     channels: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Channels:
+    scores: dict[str, np.ndarray]  # channel name → one score per document
+    terms: list[str]  # the query's content terms
+    grams: list[str]  # the query's reading bigrams
+    kana_only: bool = False
 
 
 def _zscore(scores: np.ndarray) -> np.ndarray:
@@ -181,31 +198,57 @@ class Retriever:
         np.maximum.at(doc_scores, self.view_doc[ids[0]], sims[0])
         return doc_scores
 
-    def search(self, query: str, k: int = 5, kinds: Sequence[str] | None = None) -> list[Hit]:
+    def channels(self, query: str, places: Sequence[str] = ()) -> Channels:
+        """Raw per-document scores of every channel for one query. Place names are left out of
+        what the encoders see (they dilute the topic) but still count for the words channel."""
         analyzer = default_analyzer()
-        channels: dict[str, np.ndarray] = {}
-        for name in self.encoders:
-            channels[name] = self._dense(name, nfkc(query))
+        dense_text = nfkc(query)
+        for name in places:
+            dense_text = dense_text.replace(nfkc(name), " ")
+        scores: dict[str, np.ndarray] = {name: self._dense(name, dense_text) for name in self.encoders}
         terms = analyzer.content_terms(query)
-        channels["terms"] = self._terms.get_scores(terms) if terms else np.zeros(len(self.docs))
+        scores["terms"] = self._terms.get_scores(terms) if terms else np.zeros(len(self.docs))
         grams = reading_bigrams(query)
-        channels["readings"] = self._readings.get_scores(grams) if grams else np.zeros(len(self.docs))
+        scores["readings"] = self._readings.get_scores(grams) if grams else np.zeros(len(self.docs))
+        return Channels(scores, terms, grams, kana_only=is_kana_only(query))
+
+    def fuse(self, channels: Channels, weights: dict[str, float] | None = None) -> np.ndarray:
+        """Weighted sum of each channel's z-scores (a weight of 0 leaves a channel out)."""
+        weights = {**self.weights, **(weights or {})}
         fused = np.zeros(len(self.docs))
-        for name, scores in channels.items():
-            weight = self.weights["dense"] if name in self.encoders else self.weights[name]
-            fused += weight * _zscore(np.asarray(scores, dtype=np.float64))
-        order = np.argsort(-fused)
+        for name, scores in channels.scores.items():
+            weight = weights.get(name, weights["dense"])
+            if channels.kana_only and name == "readings":
+                weight += weights["kana_readings"]
+            elif channels.kana_only and name == "terms":
+                weight = weights["kana_terms"]
+            if weight:
+                fused += weight * _zscore(np.asarray(scores, dtype=np.float64))
+        return fused
+
+    def search(
+        self, query: str, k: int = 5, kinds: Sequence[str] | None = None, places: Sequence[str] = ()
+    ) -> list[Hit]:
+        """Top k documents. `places` (ward and town names in the query) pick the resident's
+        ward, not the topic: they do not count against an entry's confidence."""
+        channels = self.channels(query, places)
+        analyzer = default_analyzer()
+        ignored_terms = {t for name in places for t in analyzer.content_terms(name)}
+        ignored_grams = {g for name in places for g in reading_bigrams(name)}
+        coverage_terms = [t for t in channels.terms if t not in ignored_terms]
+        coverage_grams = [g for g in channels.grams if g not in ignored_grams]
+        fused = self.fuse(channels)
         hits: list[Hit] = []
-        for i in order:
+        for i in np.argsort(-fused):
             doc = self.docs[i]
             if kinds and doc.kind not in kinds:
                 continue
-            scores = {n: float(s[i]) for n, s in channels.items()}
+            scores = {n: float(s[i]) for n, s in channels.scores.items()}
             confidence = self._confidence(
                 scores,
-                _coverage(terms, self._term_sets[i]),
-                _coverage(grams, self._reading_sets[i]),
-                len(set(grams)),
+                _coverage(coverage_terms, self._term_sets[i]),
+                _coverage(coverage_grams, self._reading_sets[i]),
+                len(set(coverage_grams)),
             )
             hits.append(Hit(doc, float(fused[i]), confidence, scores))
             if len(hits) >= k:

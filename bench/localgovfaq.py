@@ -1,0 +1,141 @@
+"""LocalgovFAQ (Amagasaki) retrieval benchmark: BM25 vs dense vs hybrid, side by side.
+
+Reads the collection from shared/benchmarks/localgovfaq (never copied into the project).
+Relevant = grade >= 1. Tune weights with --split dev --tune; report on the test split.
+
+    .venv/bin/python bench/localgovfaq.py [--split test] [--hits FILE] [--tune]
+
+--hits FILE scores the JSON lines that `concierge retrieve` printed, instead of searching here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bot.retrieval.encoders import make_encoder
+from bot.retrieval.faq_collection import faq_retriever
+from bot.settings import ROOT, get_settings
+
+DATA = ROOT.parent / "shared" / "benchmarks" / "localgovfaq"
+
+
+def metrics(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    hit1 = hit10 = mrr = 0.0
+    for qid, ranked in rankings.items():
+        relevant = {d for d, g in qrels.get(qid, {}).items() if g >= 1}
+        ranks = [r for r, d in enumerate(ranked[:10], 1) if d in relevant]
+        hit1 += bool(ranks and ranks[0] == 1)
+        hit10 += bool(ranks)
+        mrr += 1.0 / ranks[0] if ranks else 0.0
+    n = max(1, len(rankings))
+    return {"hit@1": hit1 / n, "hit@10": hit10 / n, "mrr@10": mrr / n}
+
+
+def load(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    queries = json.loads((data / "queries.json").read_text(encoding="utf-8"))
+    qrels = json.loads((data / "qrels.json").read_text(encoding="utf-8"))
+    ids = json.loads((data / "split.json").read_text(encoding="utf-8"))[split]
+    return {q: queries[q] for q in ids if q in qrels}, qrels
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--split", default="test", choices=["dev", "test"])
+    parser.add_argument("--hits", type=Path, help="score `concierge retrieve` output instead")
+    parser.add_argument("--tune", action="store_true", help="grid-search channel weights (dev only)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if not (args.data / "corpus.json").exists():
+        print(f"LocalgovFAQ not found at {args.data}", file=sys.stderr)
+        return 2
+    queries, qrels = load(args.data, args.split)
+
+    if args.hits:
+        rows = [json.loads(line) for line in args.hits.read_text(encoding="utf-8").splitlines() if line]
+        rankings = {r["id"]: r["hits"] for r in rows if r["id"] in queries}
+        m = metrics(rankings, qrels)
+        print(
+            f"concierge retrieve on {args.split} ({len(rankings)} queries): "
+            + "  ".join(f"{k} {v:.3f}" for k, v in m.items())
+        )
+        return 0
+
+    settings = get_settings()
+    encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
+    started = time.perf_counter()
+    retriever = faq_retriever(
+        args.data / "corpus.json", encoders, settings.var_dir, settings.retrieval_weights
+    )
+    build_s = time.perf_counter() - started
+    doc_ids = [d.ref for d in retriever.docs]
+
+    latencies, per_query = [], {}
+    for qid, text in queries.items():
+        t0 = time.perf_counter()
+        retriever.search(text, k=10)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        per_query[qid] = retriever.channels(text)
+
+    def rank(weights: dict[str, float]) -> dict[str, list[str]]:
+        out = {}
+        for qid, ch in per_query.items():
+            fused = retriever.fuse(ch, weights)
+            out[qid] = [doc_ids[i] for i in np.argsort(-fused)[:10]]
+        return out
+
+    enc_names = list(retriever.encoders)
+    zero_dense = {n: 0.0 for n in enc_names}
+    configs = {
+        "bm25 (normalized forms)": {**zero_dense, "dense": 0.0, "terms": 1.0, "readings": 0.0},
+        **{f"dense {n}": {**zero_dense, n: 1.0, "terms": 0.0, "readings": 0.0} for n in enc_names},
+        "dense (all encoders)": {**{n: 1.0 for n in enc_names}, "terms": 0.0, "readings": 0.0},
+        "hybrid (settings)": {},
+    }
+    figures: dict[str, dict[str, float]] = {}
+    print(
+        f"LocalgovFAQ {args.split}: {len(queries)} queries, {len(doc_ids)} FAQ entries; "
+        f"index load/build {build_s:.1f}s"
+    )
+    print(f"{'channels':28} {'Hit@1':>6} {'Hit@10':>7} {'MRR@10':>7}")
+    for name, weights in configs.items():
+        m = figures[name] = metrics(rank(weights), qrels)
+        print(f"{name:28} {m['hit@1']:6.3f} {m['hit@10']:7.3f} {m['mrr@10']:7.3f}")
+    p50, p95 = statistics.median(latencies), float(np.percentile(latencies, 95))
+    print(f"query latency (hybrid search, top 10): p50 {p50:.1f} ms  p95 {p95:.1f} ms")
+
+    if args.tune:
+        if args.split != "dev":
+            print("tuning is only allowed on dev", file=sys.stderr)
+            return 2
+        grid = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
+        best = (0.0, {})
+        for combo in itertools.product(grid, repeat=len(enc_names) + 2):
+            if not any(combo):
+                continue
+            weights = dict(zip([*enc_names, "terms", "readings"], combo, strict=True))
+            score = metrics(rank(weights), qrels)["mrr@10"]
+            if score > best[0]:
+                best = (score, weights)
+        print(f"best on dev: MRR@10 {best[0]:.3f} with {json.dumps(best[1])}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {"split": args.split, "figures": figures, "build_s": build_s, "p50_ms": p50, "p95_ms": p95},
+                indent=1,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
