@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.knowledge import WARDS, KnowledgeBase, Office, Service, Source
+from bot.knowledge import WARDS, Faq, KnowledgeBase, Office, Service, Source
 from bot.retrieval.index import Hit
 
 HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": "/request_human"}
@@ -73,8 +73,7 @@ class AnswerComposer:
         elif kind == "office":
             answer = self.office(self.kb.offices[ref])
         elif kind == "faq":
-            faq = self.kb.faqs[ref]
-            answer = Answer(text=faq.answer, sources=[faq.source])
+            answer = self.faq(self.kb.faqs[ref], ward)
         else:
             chunk = self.kb.policy[ref]
             excerpt = (
@@ -107,16 +106,39 @@ class AnswerComposer:
         ward = office.wards[0] if len(office.wards) == 1 else None
         return Answer(text=text, sources=[office.source], office=office.name, ward=ward)
 
+    def _offices_for(self, service: Service, ward: str | None) -> list[Office]:
+        """Where this resident goes: fixed offices of the service, else those of their ward."""
+        offices = [self.kb.offices[o] for o in service.office_ids]
+        if not offices and ward:
+            offices = self.kb.offices_in(ward, service.office_kinds)
+        return offices
+
+    @staticmethod
+    def _counter_phrase(service: Service) -> str:
+        counter = service.counter
+        if counter is None:
+            return "担当窓口"
+        return f"{counter.section}の{counter.name}" if counter.section else counter.name
+
+    def faq(self, faq: Faq, ward: str | None) -> Answer:
+        """The FAQ answer, plus the counter of the first service it relates to."""
+        answer = Answer(text=faq.answer, sources=[faq.source])
+        if faq.services and faq.services[0] in self.kb.services:
+            service = self.kb.services[faq.services[0]]
+            offices = self._offices_for(service, ward)
+            place = _office_line(offices[0]) if offices else "お住まいの区の区役所"
+            answer.text += f"\n担当窓口: {place}の{self._counter_phrase(service)}（{service.name}）"
+            answer.office = offices[0].name if offices else None
+            answer.counter = service.counter.name if service.counter else None
+            answer.sources.append(service.source)
+        return answer
+
     def service(self, service: Service, ward: str | None, intent: str | None) -> Answer:
         counter = service.counter
         sources = [service.source]
         lines: list[str] = []
-        where = counter.name if counter else "担当窓口"
-        if counter and counter.section:
-            where = f"{counter.section}の{counter.name}"
-        offices = [self.kb.offices[o] for o in service.office_ids]
-        if not offices and ward:
-            offices = self.kb.offices_in(ward, service.office_kinds)
+        where = self._counter_phrase(service)
+        offices = self._offices_for(service, ward)
         main = offices[0] if offices else None
         buttons: list[dict[str, str]] = []
         if main and main.kind == "区役所":

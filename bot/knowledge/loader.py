@@ -164,6 +164,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             closed=item.get("closed", ""),
             note=item.get("note", ""),
             review=bool(item.get("review")),
+            origin=reader.where(item),
         )
     for item in counters:
         if not reader.require(item, "id", "name", "at", "handles"):
@@ -176,6 +177,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             source=reader.source(item),
             section=item.get("section", ""),
             hours=reader.hour_texts(item),
+            origin=reader.where(item),
         )
     for item in services:
         if not reader.require(item, "id", "name", "offices"):
@@ -208,6 +210,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             deadline=item.get("deadline", ""),
             note=item.get("note", ""),
             review=bool(item.get("review")),
+            origin=reader.where(item),
         )
     for item in faqs:
         if not reader.require(item, "id", "questions", "answer"):
@@ -221,6 +224,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             answer=item["answer"],
             source=reader.source(item),
             services=_strs(item.get("services")),
+            origin=reader.where(item),
         )
     for item in policy:
         if not reader.require(item, "id", "text", "cite"):
@@ -233,6 +237,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             cite=item["cite"],
             text=item["text"],
             source=reader.source(item),
+            origin=reader.where(item),
         )
     for group in reader.read("towns.yml"):
         if not reader.require(group, "ward", "towns"):

@@ -47,6 +47,8 @@ class Office:
     def is_open(self) -> bool:
         return self.status != "closed"
 
+    origin: str = ""  # file:line in knowledge/, for editors
+
 
 @dataclass(frozen=True)
 class Counter:
@@ -57,6 +59,7 @@ class Counter:
     source: Source
     section: str = ""
     hours: tuple[str, ...] = ()
+    origin: str = ""  # file:line in knowledge/, for editors
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Service:
     deadline: str = ""
     note: str = ""
     review: bool = False
+    origin: str = ""  # file:line in knowledge/, for editors
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class Faq:
     answer: str
     source: Source
     services: tuple[str, ...] = ()
+    origin: str = ""  # file:line in knowledge/, for editors
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class PolicyChunk:
     cite: str
     text: str
     source: Source
+    origin: str = ""  # file:line in knowledge/, for editors
 
 
 @dataclass(frozen=True)

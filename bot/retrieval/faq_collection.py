@@ -48,5 +48,7 @@ def faq_retriever(
     built = json.loads(manifest.read_text())["encoders"] if manifest.exists() else {}
     if sorted(built) != names:
         corpus = json.loads(raw.decode("utf-8"))
-        build_index(documents_from_faq(corpus), encoders, index_dir, cache_dir=var_dir / "cache")
+        build_index(
+            documents_from_faq(corpus), encoders, index_dir, cache_dir=var_dir / "cache", show_progress=True
+        )
     return Retriever(index_dir, encoders, weights)

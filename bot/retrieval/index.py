@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +32,10 @@ from bot.retrieval.encoders import Encoder
 DEFAULT_WEIGHTS = {"dense": 1.0, "terms": 0.8, "readings": 0.4, "kana_readings": 2.0, "kana_terms": 0.0}
 
 
+# A build that embeds more texts than this shows a progress bar (when asked to).
+PROGRESS_MIN_TEXTS = 200
+
+
 def text_key(encoder: str, role: str, text: str) -> str:
     return hashlib.sha1(f"{encoder}\0{role}\0{text}".encode()).hexdigest()
 
@@ -46,24 +51,40 @@ class EmbeddingCache:
                 self._vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
         self.added = 0
 
-    def embed(self, encoder: Encoder, texts: Sequence[str], role: str, batch: int = 64) -> np.ndarray:
+    def embed(
+        self, encoder: Encoder, texts: Sequence[str], role: str, batch: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
         keys = [text_key(encoder.name, role, t) for t in texts]
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}.items())
+        bar = None
+        if show_progress and len(missing) > PROGRESS_MIN_TEXTS:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(missing), desc=f"embedding {role} texts ({encoder.name})", unit="text")
         for start in range(0, len(missing), batch):
             chunk = missing[start : start + batch]
             vectors = encoder.encode([t for _, t in chunk], role)
             for (key, _), vec in zip(chunk, vectors, strict=True):
                 self._vectors[key] = vec
             self.added += len(chunk)
+            if bar:
+                bar.update(len(chunk))
+        if bar:
+            bar.close()
         if not keys:
             return np.zeros((0, 1), dtype=np.float32)
         return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
 
     def save(self) -> None:
+        """Write the cache, keeping what another process saved meanwhile (last writer merges)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            with np.load(self.path) as data:
+                for key, vec in zip(data["keys"].tolist(), data["vectors"], strict=True):
+                    self._vectors.setdefault(key, vec)
         keys = np.array(list(self._vectors), dtype="U40")
         vectors = np.stack(list(self._vectors.values())) if self._vectors else np.zeros((0, 1), np.float32)
-        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
+        tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, keys=keys, vectors=vectors)
         tmp.replace(self.path)
 
@@ -84,8 +105,8 @@ def build_index(
     docs: list[Document],
     encoders: list[Encoder],
     index_dir: Path,
-    progress=None,
     cache_dir: Path | None = None,
+    show_progress: bool = False,
 ) -> dict:
     """Embed (only what changed), write FAISS indexes, documents and lexical fields."""
     started = time.perf_counter()
@@ -97,10 +118,8 @@ def build_index(
         vectors = []
         for role in ("query", "passage"):
             texts = [(i, v.text) for i, v in enumerate(v for d in docs for v in d.views) if v.role == role]
-            emb = cache.embed(enc, [t for _, t in texts], role)
+            emb = cache.embed(enc, [t for _, t in texts], role, show_progress=show_progress)
             vectors += list(zip((i for i, _ in texts), emb, strict=True))
-            if progress:
-                progress(enc.name, role)
         vectors.sort(key=lambda iv: iv[0])
         matrix = np.stack([v for _, v in vectors]).astype(np.float32)
         index = faiss.IndexFlatIP(matrix.shape[1])
