@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.knowledge import WARDS, Faq, KnowledgeBase, Office, Service, Source
+from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, Service, Source
+from bot.phrases import PHRASES, bilingual
 from bot.retrieval.index import Hit
 
 HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": "/request_human"}
@@ -50,13 +51,9 @@ class Answer:
         }
 
 
-def _source_line(sources: list[Source]) -> str:
+def _source_line(sources: list[Source], p: dict[str, str]) -> str:
     labels = list(dict.fromkeys(s.label for s in sources))
-    return "出典: " + "／".join(labels)
-
-
-def _office_line(office: Office) -> str:
-    return f"{office.name}（{office.address}）" if office.address else office.name
+    return p["source"].format(sources="／".join(labels))
 
 
 class AnswerComposer:
@@ -64,16 +61,19 @@ class AnswerComposer:
         self.kb = kb
         self.min_confidence = min_confidence
 
-    def compose(self, hit: Hit | None, ward: str | None, intent: str | None = None) -> Answer:
+    def compose(
+        self, hit: Hit | None, ward: str | None, intent: str | None = None, lang: str = "ja"
+    ) -> Answer:
+        p = PHRASES[lang]
         if hit is None or hit.confidence < self.min_confidence:
-            return self.unresolved(ward, hit.confidence if hit else 0.0)
+            return self.unresolved(ward, hit.confidence if hit else 0.0, lang)
         kind, ref = hit.doc.kind, hit.doc.ref
         if kind == "service":
-            answer = self.service(self.kb.services[ref], ward, intent)
+            answer = self.service(self.kb.services[ref], ward, intent, lang)
         elif kind == "office":
-            answer = self.office(self.kb.offices[ref])
+            answer = self.office(self.kb.offices[ref], lang)
         elif kind == "faq":
-            answer = self.faq(self.kb.faqs[ref], ward)
+            answer = self.faq(self.kb.faqs[ref], ward, lang)
         else:
             chunk = self.kb.policy[ref]
             excerpt = (
@@ -81,26 +81,39 @@ class AnswerComposer:
                 if len(chunk.text) <= POLICY_EXCERPT_CHARS
                 else (chunk.text[:POLICY_EXCERPT_CHARS] + "…")
             )
-            answer = Answer(text=f"{chunk.cite}「{chunk.heading}」より:\n{excerpt}", sources=[chunk.source])
+            text = p["policy"].format(cite=chunk.cite, heading=chunk.heading, excerpt=excerpt)
+            answer = Answer(text=text, sources=[chunk.source])
         answer.confidence, answer.entry = hit.confidence, hit.doc.id
         answer.ward = answer.ward or ward
-        answer.text += "\n" + _source_line(answer.sources)
+        answer.text += "\n" + _source_line(answer.sources, p)
         return answer
 
-    def unresolved(self, ward: str | None, confidence: float) -> Answer:
-        text = (
-            "申し訳ありません。そのご質問にお答えできる情報が見つかりませんでした。\n"
-            "言い方を変えてもう一度お聞きいただくか、「担当者と話したい」と送ってください。"
+    def unresolved(self, ward: str | None, confidence: float, lang: str = "ja") -> Answer:
+        return Answer(
+            text=PHRASES[lang]["unresolved"],
+            ward=ward,
+            buttons=[HANDOFF_BUTTON],
+            unresolved=True,
+            confidence=confidence,
         )
-        return Answer(text=text, ward=ward, buttons=[HANDOFF_BUTTON], unresolved=True, confidence=confidence)
 
-    def office(self, office: Office) -> Answer:
+    def _office_line(self, office: Office, lang: str) -> str:
+        name = bilingual(office.name, office.name_en, lang)
+        return f"{name}（{office.address}）" if office.address else name
+
+    @staticmethod
+    def _hours(holder: Office | Counter, lang: str) -> tuple[str, ...]:
+        return holder.hours_en if lang == "en" and holder.hours_en else holder.hours
+
+    def office(self, office: Office, lang: str = "ja") -> Answer:
+        p = PHRASES[lang]
         if not office.is_open:
-            text = f"{office.name}は{office.closed}に廃止されました。{office.note}"
+            name = bilingual(office.name, office.name_en, lang)
+            text = p["closed"].format(office=name, closed=office.closed, note=office.note)
         else:
-            text = f"{_office_line(office)}についてのご案内です。"
+            text = p["office_intro"].format(office=self._office_line(office, lang))
             if office.hours:
-                text += "\n受付時間: " + "／".join(office.hours)
+                text += "\n" + p["hours"].format(hours=p["hours_sep"].join(self._hours(office, lang)))
             if office.note:
                 text += "\n" + office.note
         ward = office.wards[0] if len(office.wards) == 1 else None
@@ -114,64 +127,78 @@ class AnswerComposer:
         return offices
 
     @staticmethod
-    def _counter_phrase(service: Service) -> str:
+    def _counter_phrase(service: Service, lang: str = "ja") -> str:
+        p = PHRASES[lang]
         counter = service.counter
         if counter is None:
-            return "担当窓口"
-        return f"{counter.section}の{counter.name}" if counter.section else counter.name
+            return p["counter_default"]
+        name = bilingual(counter.name, counter.name_en, lang)
+        return (
+            p["counter_in_section"].format(section=counter.section, counter=name) if counter.section else name
+        )
 
-    def faq(self, faq: Faq, ward: str | None) -> Answer:
+    def faq(self, faq: Faq, ward: str | None, lang: str = "ja") -> Answer:
         """The FAQ answer, plus the counter of the first service it relates to."""
+        p = PHRASES[lang]
         answer = Answer(text=faq.answer, sources=[faq.source])
         if faq.services and faq.services[0] in self.kb.services:
             service = self.kb.services[faq.services[0]]
             offices = self._offices_for(service, ward)
-            place = _office_line(offices[0]) if offices else "お住まいの区の区役所"
-            answer.text += f"\n担当窓口: {place}の{self._counter_phrase(service)}（{service.name}）"
+            place = self._office_line(offices[0], lang) if offices else p["your_ward_office"]
+            answer.text += "\n" + p["faq_counter"].format(
+                place=place,
+                counter=self._counter_phrase(service, lang),
+                service=bilingual(service.name, service.name_en, lang),
+            )
             answer.office = offices[0].name if offices else None
             answer.counter = service.counter.name if service.counter else None
             answer.sources.append(service.source)
         return answer
 
-    def service(self, service: Service, ward: str | None, intent: str | None) -> Answer:
+    def service(self, service: Service, ward: str | None, intent: str | None, lang: str = "ja") -> Answer:
+        p = PHRASES[lang]
         counter = service.counter
         sources = [service.source]
         lines: list[str] = []
-        where = self._counter_phrase(service)
+        name = bilingual(service.name, service.name_en, lang)
+        where = self._counter_phrase(service, lang)
         offices = self._offices_for(service, ward)
         main = offices[0] if offices else None
         buttons: list[dict[str, str]] = []
         if main and main.kind == "区役所":
-            lines.append(f"「{service.name}」は、{_office_line(main)}の{where}で受け付けています。")
+            lines.append(
+                p["service_at_ward_office"].format(
+                    service=name, office=self._office_line(main, lang), counter=where
+                )
+            )
         elif main:
-            lines.append(f"「{service.name}」は、{_office_line(main)}で受け付けています。")
+            lines.append(p["service_at_office"].format(service=name, office=self._office_line(main, lang)))
         else:
-            kinds = "・".join(service.office_kinds[:1]) or "区役所"
-            lines.append(f"「{service.name}」は、お住まいの区の{kinds}の{where}で受け付けています。")
+            kind = p["kinds_sep"].join(service.office_kinds[:1]) or "区役所"
+            lines.append(p["service_at_kind"].format(service=name, kind=kind, counter=where))
             elsewhere = [k for k in service.office_kinds[1:] if k != "コンビニ"]
             if elsewhere:
-                lines.append("・".join(elsewhere) + "でも手続きできます。")
+                lines.append(p["also_kinds"].format(kinds=p["kinds_sep"].join(elsewhere)))
             if "区役所" in service.office_kinds:
-                lines.append("お住まいの区を教えていただければ、窓口の場所と受付時間をご案内します。")
+                lines.append(p["ask_ward"])
                 buttons = ward_buttons()
         others = [o for o in offices[1:] if o.kind not in ("区役所", "コンビニ")]
         if others:
-            lines.append("ほかに " + "、".join(o.name for o in others) + " でも手続きできます。")
-        if "コンビニ" in service.office_kinds and not service.alternatives:
-            lines.append("コンビニ交付（マイナンバーカードが必要）も利用できます。")
+            lines.append(p["also_offices"].format(offices=p["list_sep"].join(o.name for o in others)))
+        if "コンビニ" in service.office_kinds and (lang == "en" or not service.alternatives):
+            lines.append(p["convenience"])
         if service.not_at:
             lines.append(service.not_at.note)
             sources.append(service.not_at.source)
-        hours = (counter.hours if counter and main and main.kind == counter.at else ()) or (
-            main.hours if main else ()
-        )
+        holder = counter if counter and main and main.kind == counter.at else main
+        hours = self._hours(holder, lang) if holder else ()
         if hours:
-            lines.append("受付時間: " + "／".join(hours))
+            lines.append(p["hours"].format(hours=p["hours_sep"].join(hours)))
         if service.bring:
-            lines.append("お持ちいただくもの: " + "、".join(service.bring))
+            lines.append(p["bring"].format(items="、".join(service.bring)))
         if service.deadline:
-            lines.append("期限: " + service.deadline)
-        if service.alternatives:
+            lines.append(p["deadline"].format(deadline=service.deadline))
+        if service.alternatives and lang == "ja":
             lines.append(service.alternatives)
         if service.note:
             lines.append(service.note)
@@ -188,20 +215,21 @@ class AnswerComposer:
             buttons=buttons,
         )
 
-    def hours(self, ward: str | None) -> Answer:
+    def hours(self, ward: str | None, lang: str = "ja") -> Answer:
         """Opening hours of the resident's ward office, or of ward offices in general."""
+        p = PHRASES[lang]
         office = self.kb.ward_office(ward) if ward else None
         if office:
-            text = f"{_office_line(office)}の受付時間は次のとおりです。\n" + "\n".join(office.hours)
+            text = p["hours_of"].format(office=self._office_line(office, lang))
+            text += "\n" + "\n".join(self._hours(office, lang))
             return Answer(
-                text=text + "\n" + _source_line([office.source]),
+                text=text + "\n" + _source_line([office.source], p),
                 sources=[office.source],
                 office=office.name,
                 ward=ward,
             )
         any_office = self.kb.ward_office(WARDS[0])
-        hours = any_office.hours if any_office else ()
-        text = "区役所の受付時間は次のとおりです。\n" + "\n".join(hours)
-        text += "\nお住まいの区を教えていただければ、その区役所の場所もご案内します。"
+        hours = self._hours(any_office, lang) if any_office else ()
+        text = p["hours_general"] + "\n" + "\n".join(hours) + "\n" + p["hours_ask_ward"]
         sources = [any_office.source] if any_office else []
-        return Answer(text=text + "\n" + _source_line(sources), sources=sources, buttons=ward_buttons())
+        return Answer(text=text + "\n" + _source_line(sources, p), sources=sources, buttons=ward_buttons())

@@ -10,6 +10,7 @@ import logging
 import threading
 
 from bot.answer import Answer, AnswerComposer
+from bot.japanese import is_mostly_latin
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.places import Gazetteer, PlaceMatch
 from bot.retrieval.encoders import make_encoder
@@ -44,14 +45,15 @@ class Concierge:
         self.refresh()
         query = text[: self.settings.max_message_chars]
         places = self.gazetteer.names_in(query)  # they pick the ward, not the topic
+        lang = "en" if is_mostly_latin(query) else "ja"
         if intent == "ask_hours":
             hits = self.retriever.search(query, k=1, kinds=("service", "office"), places=places)
             hit = hits[0] if hits else None
             if hit is None or hit.confidence < self.settings.answer_min_score:
-                return self.composer.hours(ward)
-            return self.composer.compose(hit, ward, intent)
+                return self.composer.hours(ward, lang)
+            return self.composer.compose(hit, ward, intent, lang)
         hits = self.retriever.search(query, k=1, places=places)
-        return self.composer.compose(hits[0] if hits else None, ward, intent)
+        return self.composer.compose(hits[0] if hits else None, ward, intent, lang)
 
 
 _instance: Concierge | None = None

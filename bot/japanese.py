@@ -62,6 +62,13 @@ def is_kana_only(text: str) -> bool:
     return bool(letters) and all("\u3041" <= c <= "\u30ff" for c in letters)
 
 
+def is_mostly_latin(text: str) -> bool:
+    """True when most letters are Latin: the resident wrote in English (or romaji)."""
+    letters = [c for c in nfkc(text) if c.isalpha()]
+    latin = sum(1 for c in letters if c.isascii())
+    return bool(letters) and latin / len(letters) >= 0.6
+
+
 def _slices(text: str) -> Iterator[tuple[int, str]]:
     """Cut long text at a line break or sentence end near the slice size."""
     start = 0

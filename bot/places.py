@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.japanese import default_analyzer, nfkc, to_katakana
@@ -29,6 +30,11 @@ class Gazetteer:
             if len(town.reading) >= 3:
                 readings.setdefault(to_katakana(nfkc(town.reading)), PlaceMatch(town.ward, town.name))
         self._names = sorted(names.items(), key=lambda kv: -len(kv[0]))
+        # Romaji ward names as foreign residents type them: "Nakahara", "Nakahara-ku", "Tama ward"
+        self._romaji = [
+            (re.compile(rf"\b{re.escape(en.lower())}(?:[- ]?ku\b|\s+ward\b|\b)"), PlaceMatch(ward, ward))
+            for ward, en in kb.ward_names_en.items()
+        ]
         # Facility names that contain a place name (柿生連絡所, 中原区役所) are topics, not places.
         self._facilities = sorted({nfkc(o.name) for o in kb.offices.values()}, key=len, reverse=True)
         self._readings = sorted(readings.items(), key=lambda kv: -len(kv[0]))
@@ -49,5 +55,8 @@ class Gazetteer:
         kana = to_katakana(norm).replace(" ", "")
         for reading, match in self._readings:
             if reading in kana:
+                return match
+        for pattern, match in self._romaji:
+            if pattern.search(norm):
                 return match
         return None

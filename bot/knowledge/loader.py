@@ -48,6 +48,7 @@ class _Reader:
         self.problems: list[str] = []
         self.sources: dict[str, dict[str, Any]] = {}
         self.hours: dict[str, str] = {}
+        self.hours_en: dict[str, str] = {}
 
     def read(self, name: str) -> list[dict[str, Any]]:
         path = self.folder / name
@@ -94,13 +95,14 @@ class _Reader:
             return Source(id=sid, title=sid, url=None, section=section)
         return Source(id=sid, title=meta["title"], url=meta.get("url"), section=section)
 
-    def hour_texts(self, item: dict[str, Any]) -> tuple[str, ...]:
+    def hour_texts(self, item: dict[str, Any], english: bool = False) -> tuple[str, ...]:
         texts = []
         for hid in item.get("hours") or []:
             if hid not in self.hours:
-                self.problems.append(f"{self.where(item)}: unknown hours {hid!r} (see hours.yml)")
+                if not english:
+                    self.problems.append(f"{self.where(item)}: unknown hours {hid!r} (see hours.yml)")
             else:
-                texts.append(self.hours[hid])
+                texts.append(self.hours_en.get(hid, self.hours[hid]) if english else self.hours[hid])
         return tuple(texts)
 
     def ward_list(self, item: dict[str, Any]) -> tuple[str, ...]:
@@ -141,6 +143,8 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
         if reader.require(item, "id", "text"):
             reader.source(item)
             reader.hours[item["id"]] = item["text"]
+            if item.get("text_en"):
+                reader.hours_en[item["id"]] = item["text_en"]
 
     offices, counters = reader.read("offices.yml"), reader.read("counters.yml")
     services, faqs, policy = reader.read("services.yml"), reader.read("faq.yml"), reader.read("policy.yml")
@@ -159,6 +163,8 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             source=reader.source(item),
             address=item.get("address", ""),
             hours=reader.hour_texts(item),
+            hours_en=reader.hour_texts(item, english=True),
+            name_en=item.get("name_en", ""),
             phone=str(item.get("phone", "")),
             status=item.get("status", "open"),
             closed=item.get("closed", ""),
@@ -177,6 +183,8 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             source=reader.source(item),
             section=item.get("section", ""),
             hours=reader.hour_texts(item),
+            hours_en=reader.hour_texts(item, english=True),
+            name_en=item.get("name_en", ""),
             origin=reader.where(item),
         )
     for item in services:
@@ -201,6 +209,8 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             source=reader.source(item),
             aliases=_strs(item.get("aliases")),
             questions=_strs(item.get("questions")),
+            name_en=item.get("name_en", ""),
+            aliases_en=_strs(item.get("aliases_en")),
             counter=counter,
             office_kinds=_strs(item.get("offices")),
             office_ids=_strs(item.get("office_ids")),
@@ -244,6 +254,8 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             continue
         (ward,) = reader.ward_list(group) or ("",)
         src = reader.source(group)
+        if group.get("ward_en"):
+            kb.ward_names_en[ward] = group["ward_en"]
         for town in group["towns"]:
             kb.towns.append(
                 Town(

@@ -37,6 +37,8 @@ class Office:
     source: Source
     address: str = ""
     hours: tuple[str, ...] = ()  # resolved hour texts
+    hours_en: tuple[str, ...] = ()
+    name_en: str = ""
     phone: str = ""
     status: str = "open"
     closed: str = ""
@@ -59,6 +61,8 @@ class Counter:
     source: Source
     section: str = ""
     hours: tuple[str, ...] = ()
+    hours_en: tuple[str, ...] = ()
+    name_en: str = ""
     origin: str = ""  # file:line in knowledge/, for editors
 
 
@@ -76,6 +80,8 @@ class Service:
     source: Source
     aliases: tuple[str, ...] = ()
     questions: tuple[str, ...] = ()
+    name_en: str = ""
+    aliases_en: tuple[str, ...] = ()
     counter: Counter | None = None
     office_kinds: tuple[str, ...] = ()
     office_ids: tuple[str, ...] = ()
@@ -130,6 +136,7 @@ class KnowledgeBase:
     policy: dict[str, PolicyChunk] = field(default_factory=dict)
     towns: list[Town] = field(default_factory=list)
     hours: dict[str, str] = field(default_factory=dict)  # schedule id → text
+    ward_names_en: dict[str, str] = field(default_factory=dict)  # 中原区 → Nakahara
 
     def offices_in(
         self, ward: str, kinds: tuple[str, ...] = (), include_closed: bool = False

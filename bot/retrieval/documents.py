@@ -43,6 +43,8 @@ def documents_from(kb: KnowledgeBase) -> list[Document]:
     for s in kb.services.values():
         views = [View(" ".join((s.name, *s.aliases)), "query")]
         views += [View(q, "query") for q in s.questions]
+        if s.name_en:  # foreign residents ask in English
+            views.append(View(", ".join((s.name_en, *s.aliases_en)), "query"))
         desc = f"{s.name}。"
         if s.counter:
             desc += f"担当は{s.counter.name}（{s.counter.handles}）。"
@@ -58,6 +60,8 @@ def documents_from(kb: KnowledgeBase) -> list[Document]:
         docs.append(Document(f"policy:{p.id}", "policy", p.cite, views))
     for o in kb.offices.values():
         views = [View(f"{o.name} {o.kind} {' '.join(o.wards) if len(o.wards) == 1 else ''}".strip(), "query")]
+        if o.name_en:
+            views.append(View(o.name_en, "query"))
         if o.note:
             views.append(View(f"{o.name}。{o.note}", "passage"))
         docs.append(Document(f"office:{o.id}", "office", o.name, tuple(views)))

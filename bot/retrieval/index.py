@@ -22,7 +22,7 @@ import faiss
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from bot.japanese import default_analyzer, is_kana_only, nfkc
+from bot.japanese import default_analyzer, is_kana_only, is_mostly_latin, nfkc
 from bot.retrieval.documents import Document
 from bot.retrieval.encoders import Encoder
 
@@ -158,6 +158,7 @@ class Channels:
     terms: list[str]  # the query's content terms
     grams: list[str]  # the query's reading bigrams
     kana_only: bool = False
+    latin: bool = False  # English (or romaji): Japanese word and reading overlap say little
 
 
 def _zscore(scores: np.ndarray) -> np.ndarray:
@@ -229,7 +230,7 @@ class Retriever:
         scores["terms"] = self._terms.get_scores(terms) if terms else np.zeros(len(self.docs))
         grams = reading_bigrams(query)
         scores["readings"] = self._readings.get_scores(grams) if grams else np.zeros(len(self.docs))
-        return Channels(scores, terms, grams, kana_only=is_kana_only(query))
+        return Channels(scores, terms, grams, kana_only=is_kana_only(query), latin=is_mostly_latin(query))
 
     def fuse(self, channels: Channels, weights: dict[str, float] | None = None) -> np.ndarray:
         """Weighted sum of each channel's z-scores (a weight of 0 leaves a channel out)."""
@@ -268,6 +269,7 @@ class Retriever:
                 _coverage(coverage_terms, self._term_sets[i]),
                 _coverage(coverage_grams, self._reading_sets[i]),
                 len(set(coverage_grams)),
+                dense_only=channels.latin,
             )
             hits.append(Hit(doc, float(fused[i]), confidence, scores))
             if len(hits) >= k:
@@ -275,7 +277,12 @@ class Retriever:
         return hits
 
     def _confidence(
-        self, scores: dict[str, float], term_cov: float, reading_cov: float, reading_grams: int
+        self,
+        scores: dict[str, float],
+        term_cov: float,
+        reading_cov: float,
+        reading_grams: int,
+        dense_only: bool = False,
     ) -> float:
         """Half calibrated dense cosine, half how much of the query the document covers."""
         dense = [
@@ -283,6 +290,8 @@ class Retriever:
             for n, e in self.encoders.items()
         ]
         conf = sum(dense) / len(dense) if dense else 0.0
+        if dense_only:
+            return round(conf, 3)
         blended = 0.5 * conf + 0.25 * term_cov + 0.25 * reading_cov
         # Kana-only or half-width input: dense encoders barely know it, readings do.
         by_reading = 0.8 * reading_cov if reading_grams >= 3 else 0.0

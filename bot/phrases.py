@@ -1,0 +1,71 @@
+"""The concierge's own wording, per language. Facts never live here: only the sentences that
+put knowledge entries together. Japanese is the default; English answers keep office and counter
+names in Japanese beside the English."""
+
+from __future__ import annotations
+
+PHRASES: dict[str, dict[str, str]] = {
+    "ja": {
+        "service_at_ward_office": "「{service}」は、{office}の{counter}で受け付けています。",
+        "service_at_office": "「{service}」は、{office}で受け付けています。",
+        "service_at_kind": "「{service}」は、お住まいの区の{kind}の{counter}で受け付けています。",
+        "also_kinds": "{kinds}でも手続きできます。",
+        "ask_ward": "お住まいの区を教えていただければ、窓口の場所と受付時間をご案内します。",
+        "also_offices": "ほかに {offices} でも手続きできます。",
+        "convenience": "コンビニ交付（マイナンバーカードが必要）も利用できます。",
+        "hours": "受付時間: {hours}",
+        "bring": "お持ちいただくもの: {items}",
+        "deadline": "期限: {deadline}",
+        "source": "出典: {sources}",
+        "closed": "{office}は{closed}に廃止されました。{note}",
+        "office_intro": "{office}についてのご案内です。",
+        "faq_counter": "担当窓口: {place}の{counter}（{service}）",
+        "your_ward_office": "お住まいの区の区役所",
+        "policy": "{cite}「{heading}」より:\n{excerpt}",
+        "unresolved": "申し訳ありません。そのご質問にお答えできる情報が見つかりませんでした。\n"
+        "言い方を変えてもう一度お聞きいただくか、「担当者と話したい」と送ってください。",
+        "hours_of": "{office}の受付時間は次のとおりです。",
+        "hours_general": "区役所の受付時間は次のとおりです。",
+        "hours_ask_ward": "お住まいの区を教えていただければ、その区役所の場所もご案内します。",
+        "counter_default": "担当窓口",
+        "counter_in_section": "{section}の{counter}",
+        "list_sep": "、",
+        "hours_sep": "／",
+        "kinds_sep": "・",
+    },
+    "en": {
+        "service_at_ward_office": "{service}: please go to the {counter} at {office}.",
+        "service_at_office": "{service}: please go to {office}.",
+        "service_at_kind": "{service}: handled by the {counter} at the ward office (区役所) of your ward.",
+        "also_kinds": "Also available at: {kinds}.",
+        "ask_ward": "Tell me your ward (区) and I will give you the office address and opening hours.",
+        "also_offices": "Also at: {offices}.",
+        "convenience": "With a My Number Card you can also get it at a convenience store (コンビニ交付).",
+        "hours": "Hours: {hours}",
+        "bring": "Please bring (in Japanese): {items}",
+        "deadline": "Deadline (in Japanese): {deadline}",
+        "source": "Source: {sources}",
+        "closed": "{office} has closed ({closed}). {note}",
+        "office_intro": "About {office}:",
+        "faq_counter": "Counter: the {counter} at {place} ({service})",
+        "your_ward_office": "your ward office (区役所)",
+        "policy": "From {cite} 「{heading}」 (in Japanese):\n{excerpt}",
+        "unresolved": "Sorry, I could not find an answer to that. Please ask in other words, "
+        "or send 「担当者と話したい」 to talk to a staff member.",
+        "hours_of": "Opening hours of {office}:",
+        "hours_general": "Ward office (区役所) opening hours:",
+        "hours_ask_ward": "Tell me your ward (区) and I will tell you where its office is.",
+        "counter_default": "responsible counter",
+        "counter_in_section": "{counter} ({section})",
+        "list_sep": ", ",
+        "hours_sep": " / ",
+        "kinds_sep": ", ",
+    },
+}
+
+
+def bilingual(japanese: str, english: str, lang: str) -> str:
+    """A name as a resident reading `lang` needs it: English answers keep the Japanese name."""
+    if lang == "en" and english:
+        return f"{english} ({japanese})"
+    return japanese
