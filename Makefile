@@ -14,7 +14,7 @@ NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/nl
 MODEL := models/concierge.tar.gz
 INDEX := var/index/manifest.json
 
-.PHONY: install run test train index lint lock clean
+.PHONY: install run test train index lint lock clean bench eval
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed
 
@@ -51,11 +51,26 @@ run: install $(INDEX) $(MODEL)
 	$(VENV)/bin/concierge run
 
 test: install $(INDEX) $(MODEL)
-	$(VENV)/bin/ruff check bot actions web tests
+	$(VENV)/bin/ruff check bot actions web tests bench
 	$(VENV)/bin/pytest
 
+# Figures, not tests: retrieval quality on LocalgovFAQ (test split) and speed on this machine.
+LOCALGOVFAQ ?= ../shared/benchmarks/localgovfaq
+bench: install $(INDEX)
+	$(VENV)/bin/python bench/kawasaki_retrieval.py
+	$(VENV)/bin/python bench/localgovfaq.py --data $(LOCALGOVFAQ) --split test --json var/bench/localgovfaq.json
+	$(VENV)/bin/python -c 'import json,sys; s=json.load(open("$(LOCALGOVFAQ)/split.json")); \
+	    q=json.load(open("$(LOCALGOVFAQ)/queries.json")); json.dump({k: q[k] for k in s["test"]}, \
+	    open("var/bench/test_queries.json", "w"), ensure_ascii=False)'
+	$(VENV)/bin/concierge retrieve --faq-json $(LOCALGOVFAQ)/corpus.json \
+	    --queries var/bench/test_queries.json --top-k 10 > var/bench/localgovfaq_hits.jsonl
+	$(VENV)/bin/python bench/localgovfaq.py --data $(LOCALGOVFAQ) --split test --hits var/bench/localgovfaq_hits.jsonl
+
+eval: install $(INDEX)
+	$(VENV)/bin/concierge eval tests/dev/kawasaki_dev.jsonl
+
 lint:
-	$(VENV)/bin/ruff check bot actions web tests
+	$(VENV)/bin/ruff check bot actions web tests bench
 
 lock:
 	$(VENV)/bin/pip freeze | grep -viE '^(-e|kawasaki-concierge|rasa-sdk)' > requirements/app.lock.new

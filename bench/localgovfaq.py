@@ -73,7 +73,7 @@ def main() -> int:
     encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
     started = time.perf_counter()
     retriever = faq_retriever(
-        args.data / "corpus.json", encoders, settings.var_dir, settings.retrieval_weights
+        args.data / "corpus.json", encoders, settings.var_dir, settings.faq_retrieval_weights
     )
     build_s = time.perf_counter() - started
     doc_ids = [d.ref for d in retriever.docs]

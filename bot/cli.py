@@ -155,7 +155,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
-    retriever = faq_retriever(Path(args.faq_json), encoders, settings.var_dir, settings.retrieval_weights)
+    retriever = faq_retriever(Path(args.faq_json), encoders, settings.var_dir, settings.faq_retrieval_weights)
     queries = json.loads(Path(args.queries).read_text(encoding="utf-8"))
     for qid, text in queries.items():
         hits = retriever.search(str(text), k=args.top_k)

