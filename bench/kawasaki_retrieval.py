@@ -3,11 +3,14 @@
 Queries are the team's dev questions (tests/dev/kawasaki_dev.jsonl), each searched once after a
 warm-up; the encoders run single-threaded as in the action server.
 
-    .venv/bin/python bench/kawasaki_retrieval.py
+    .venv/bin/python bench/kawasaki_retrieval.py [--tune]
+
+--tune grid-searches the channel weights on the same questions (top-1 entry, then MRR).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import sys
@@ -24,6 +27,29 @@ from bot.retrieval.index import Retriever, build_index
 from bot.settings import ROOT, get_settings
 
 
+def tune(retriever: Retriever, rows: list[dict], places_of) -> None:
+    ids = [d.id for d in retriever.docs]
+    channels = [retriever.channels(r["q"], places_of(r["q"])) for r in rows]
+
+    def score(weights: dict[str, float]) -> tuple[float, float]:
+        top1 = mrr = 0.0
+        for row, ch in zip(rows, channels, strict=True):
+            ranked = [ids[i] for i in np.argsort(-retriever.fuse(ch, weights))[:10]]
+            top1 += ranked[0] == row["entry"]
+            mrr += 1 / (ranked.index(row["entry"]) + 1) if row["entry"] in ranked else 0.0
+        return top1 / len(rows), mrr / len(rows)
+
+    grid = itertools.product([0.4, 0.8, 1.2], [0.2, 0.4, 0.8], [1, 2, 3], [0.5, 1.0], [0.5, 1.0])
+    results = []
+    for terms, readings, kana, e5, usem3 in grid:
+        weights = {"terms": terms, "readings": readings, "kana_readings": kana, "e5": e5, "usem3": usem3}
+        results.append((score(weights), weights))
+    results.sort(key=lambda r: r[0], reverse=True)
+    print(f"current weights: top-1 {score({})[0]:.3f}  MRR {score({})[1]:.3f}")
+    for (top1, mrr), weights in results[:3]:
+        print(f"top-1 {top1:.3f}  MRR {mrr:.3f}  {json.dumps(weights)}")
+
+
 def main() -> int:
     settings = get_settings()
     encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
@@ -38,7 +64,14 @@ def main() -> int:
         warm = time.perf_counter() - started
         retriever = Retriever(Path(tmp) / "index", encoders, settings.retrieval_weights)
         lines = (ROOT / "tests" / "dev" / "kawasaki_dev.jsonl").read_text(encoding="utf-8").splitlines()
-        questions = [json.loads(line)["q"] for line in lines if line.strip()]
+        rows = [json.loads(line) for line in lines if line.strip()]
+        questions = [row["q"] for row in rows]
+        if "--tune" in sys.argv:
+            from bot.places import Gazetteer
+
+            gazetteer = Gazetteer(load_knowledge(settings.knowledge_dir))
+            tune(retriever, rows, gazetteer.names_in)
+            return 0
         for q in questions[:10]:
             retriever.search(q, k=5)
         latencies = []

