@@ -1,15 +1,28 @@
-"""action_answer: answer a question from the knowledge index."""
+"""action_answer: answer a question from the knowledge index (or hand the resident to care)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import intent_of, resident_ward, send
-from bot.concierge import get_concierge
+from actions.common import intent_of, offer_handoff, resident_ward, send, sensitive_answer
+from bot.concierge import Concierge, get_concierge
+
+log = logging.getLogger(__name__)
+
+
+def record_unresolved(
+    concierge: Concierge, tracker: Tracker, text: str, ward: str | None, score: float
+) -> None:
+    """Log the question as a regional issue; a database failure must not silence the bot."""
+    try:
+        concierge.issues.record(text, ward, score, tracker.get_latest_input_channel())
+    except Exception:
+        log.exception("could not record an unresolved question for %s", tracker.sender_id)
 
 
 class ActionAnswer(Action):
@@ -23,6 +36,27 @@ class ActionAnswer(Action):
             dispatcher.utter_message(response="utter_empty")
             return []
         ward = resident_ward(concierge, tracker)
-        answer = concierge.answer(text, ward, intent_of(tracker))
+        topic = concierge.sensitive_topic(text)
+        if topic:
+            answer = sensitive_answer(topic)
+            send(dispatcher, answer)
+            return [SlotSet("ward", ward), SlotSet("last_counter", answer.counter)]
+        intent = intent_of(tracker)
+        if intent == "out_of_scope":
+            dispatcher.utter_message(response="utter_out_of_scope")
+            return []
+        answer = concierge.answer(text, ward, intent)
+        if not answer.unresolved:
+            send(dispatcher, answer)
+            return [
+                SlotSet("ward", ward),
+                SlotSet("last_question", text),
+                SlotSet("last_counter", answer.counter),
+                SlotSet("misses", 0),
+            ]
+        record_unresolved(concierge, tracker, text, ward, answer.confidence)
+        misses = int(tracker.get_slot("misses") or 0) + 1
+        if misses >= concierge.settings.misses_before_handoff:
+            answer = offer_handoff(answer)
         send(dispatcher, answer)
-        return [SlotSet("ward", ward), SlotSet("last_question", None if answer.unresolved else text)]
+        return [SlotSet("ward", ward), SlotSet("last_question", None), SlotSet("misses", misses)]

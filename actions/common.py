@@ -1,15 +1,24 @@
-"""What the actions share: reading the resident's ward and sending an Answer."""
+"""What the actions share: the resident's ward, sending an Answer, handing off to staff."""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.answer import Answer
+from bot.answer import HANDOFF_BUTTON, Answer, ward_buttons
+from bot.business_hours import JST, when_staff_answer
 from bot.concierge import Concierge
 from bot.knowledge import WARDS
+from bot.knowledge.model import SensitiveTopic
+
+log = logging.getLogger(__name__)
+DEFAULT_DEPARTMENT = "総合案内"
+TRANSCRIPT_LINES = 30
 
 
 def resident_ward(concierge: Concierge, tracker: Tracker) -> str | None:
@@ -31,3 +40,69 @@ def send(dispatcher: CollectingDispatcher, answer: Answer) -> None:
 def intent_of(tracker: Tracker) -> str | None:
     intent: dict[str, Any] = tracker.latest_message.get("intent") or {}
     return intent.get("name")
+
+
+def offer_handoff(answer: Answer) -> Answer:
+    """After repeated failures: say so and put the way to a person in front."""
+    answer.text += (
+        "\n何度もお役に立てず申し訳ありません。職員がご相談を承ります。下のボタンからおつなぎできます。"
+    )
+    answer.buttons = [HANDOFF_BUTTON]
+    return answer
+
+
+def sensitive_answer(topic: SensitiveTopic) -> Answer:
+    lines = [f"{topic.label}についてのご相談ですね。専門の相談窓口があります。"]
+    lines += [f"・{c.name}: {c.phone}（{c.note}）" for c in topic.contacts]
+    lines.append("職員と直接お話ししたいときは「担当者と話したい」を押してください。")
+    sources = [c.source for c in topic.contacts]
+    text = "\n".join(lines) + "\n出典: " + "／".join(dict.fromkeys(s.label for s in sources))
+    counter = topic.counter.name if topic.counter else None
+    return Answer(text=text, sources=sources, counter=counter, buttons=[HANDOFF_BUTTON])
+
+
+def transcript(tracker: Tracker) -> list[tuple[str, str]]:
+    lines = [
+        ("resident" if e["event"] == "user" else "bot", e.get("text") or "")
+        for e in tracker.events
+        if e.get("event") in ("user", "bot") and e.get("text")
+    ]
+    return lines[-TRANSCRIPT_LINES:]
+
+
+def hand_off(
+    concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tracker, ward: str, reason: str
+) -> list[EventType]:
+    """Open a ticket (committed first), tell the resident what happens next, pause the bot."""
+    department = tracker.get_slot("last_counter") or DEFAULT_DEPARTMENT
+    ticket_id = concierge.escalations.open_ticket(
+        ward=ward,
+        department=department,
+        reason=reason,
+        channel=tracker.get_latest_input_channel() or "rest",
+        sender=tracker.sender_id,
+        transcript=transcript(tracker),
+    )
+    counter = next((c for c in concierge.kb.counters.values() if c.name == department), None)
+    office = concierge.kb.ward_office(ward)
+    hour_ids = (counter.hour_ids if counter else ()) or (office.hour_ids if office else ())
+    schedules = [concierge.kb.schedules[h] for h in hour_ids if h in concierge.kb.schedules]
+    when = when_staff_answer(schedules, datetime.now(JST)) if schedules else "開庁時間内に"
+    hours = "／".join(s.text for s in schedules)
+    text = (
+        f"受付番号 {ticket_id} で、{ward}の{department}の担当者におつなぎしました。"
+        f"{when}、このチャットでご連絡します。\n（受付時間: {hours}）\n"
+        "それまでボットからのお返事は控えます。ボットに戻るときは「ボットに戻る」と送ってください。"
+    )
+    answer = Answer(text=text, ward=ward, counter=department if counter else None, handoff=True)
+    answer.office = office.name if office else None
+    send(dispatcher, answer)
+    return [SlotSet("handoff_pending", None), SlotSet("misses", 0), ConversationPaused()]
+
+
+def ask_ward_for_handoff(dispatcher: CollectingDispatcher, reason: str) -> list[EventType]:
+    dispatcher.utter_message(
+        text="担当の職員におつなぎします。お住まいの区を選んでください。",
+        buttons=ward_buttons(),
+    )
+    return [SlotSet("handoff_pending", reason)]

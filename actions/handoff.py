@@ -1,4 +1,4 @@
-"""action_handoff: the resident asked for a person."""
+"""action_handoff: the resident asked for a person: open a ticket and pause the bot."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import resident_ward, send
-from bot.answer import Answer, ward_buttons
+from actions.common import ask_ward_for_handoff, hand_off, resident_ward
 from bot.concierge import get_concierge
 
 
@@ -19,18 +18,6 @@ class ActionHandoff(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         concierge = get_concierge()
         ward = resident_ward(concierge, tracker)
-        office = concierge.kb.ward_office(ward) if ward else None
-        if office:
-            text = (
-                f"職員がご相談を承ります。{office.name}（{office.address}）の窓口へお越しください。\n"
-                "受付時間: " + "／".join(office.hours)
-            )
-            answer = Answer(text=text, sources=[office.source], office=office.name, ward=ward, handoff=True)
-        else:
-            answer = Answer(
-                text="職員におつなぎします。お住まいの区を教えてください。",
-                buttons=ward_buttons(),
-                handoff=True,
-            )
-        send(dispatcher, answer)
-        return []
+        if ward is None:
+            return ask_ward_for_handoff(dispatcher, "requested")
+        return hand_off(concierge, dispatcher, tracker, ward, "requested")

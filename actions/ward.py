@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import resident_ward, send
+from actions.common import hand_off, resident_ward, send
 from bot.answer import ward_buttons
 from bot.concierge import get_concierge
 
@@ -26,6 +26,11 @@ class ActionSetWard(Action):
                 buttons=ward_buttons(),
             )
             return []
+        if tracker.get_slot("handoff_pending"):
+            return [
+                SlotSet("ward", ward),
+                *hand_off(concierge, dispatcher, tracker, ward, tracker.get_slot("handoff_pending")),
+            ]
         pending = tracker.get_slot("last_question")
         if pending:
             send(dispatcher, concierge.answer(pending, ward))

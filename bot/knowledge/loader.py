@@ -9,12 +9,15 @@ import yaml
 
 from bot.knowledge.model import (
     WARDS,
+    Contact,
     Counter,
     Faq,
     KnowledgeBase,
     NotAt,
     Office,
     PolicyChunk,
+    Schedule,
+    SensitiveTopic,
     Service,
     Source,
     Town,
@@ -49,6 +52,7 @@ class _Reader:
         self.sources: dict[str, dict[str, Any]] = {}
         self.hours: dict[str, str] = {}
         self.hours_en: dict[str, str] = {}
+        self.schedules: dict[str, Schedule] = {}
 
     def read(self, name: str) -> list[dict[str, Any]]:
         path = self.folder / name
@@ -143,6 +147,14 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
         if reader.require(item, "id", "text"):
             reader.source(item)
             reader.hours[item["id"]] = item["text"]
+            reader.schedules[item["id"]] = Schedule(
+                id=item["id"],
+                text=item["text"],
+                days=_strs(item.get("days")),
+                weeks=tuple(int(w) for w in item.get("weeks") or ()),
+                open=str(item.get("open", "")),
+                close=str(item.get("close", "")),
+            )
             if item.get("text_en"):
                 reader.hours_en[item["id"]] = item["text_en"]
 
@@ -164,6 +176,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             address=item.get("address", ""),
             hours=reader.hour_texts(item),
             hours_en=reader.hour_texts(item, english=True),
+            hour_ids=_strs(item.get("hours")),
             name_en=item.get("name_en", ""),
             phone=str(item.get("phone", "")),
             status=item.get("status", "open"),
@@ -184,6 +197,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             section=item.get("section", ""),
             hours=reader.hour_texts(item),
             hours_en=reader.hour_texts(item, english=True),
+            hour_ids=_strs(item.get("hours")),
             name_en=item.get("name_en", ""),
             origin=reader.where(item),
         )
@@ -266,7 +280,35 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
                     source=src,
                 )
             )
+    for item in reader.read("sensitive.yml"):
+        if not reader.require(item, "id", "label", "keywords", "contacts"):
+            continue
+        contacts = []
+        for raw in item["contacts"]:
+            raw.setdefault("__file__", item["__file__"])
+            contacts.append(
+                Contact(
+                    name=raw.get("name", ""),
+                    phone=str(raw.get("phone", "")),
+                    note=raw.get("note", ""),
+                    source=reader.source(raw),
+                )
+            )
+        counter = kb.counters.get(item.get("counter", "")) if item.get("counter") else None
+        if item.get("counter") and counter is None:
+            reader.problems.append(f"{reader.where(item)}: unknown counter {item['counter']!r}")
+        kb.sensitive.append(
+            SensitiveTopic(
+                id=item["id"],
+                label=item["label"],
+                keywords=_strs(item["keywords"]),
+                contacts=tuple(contacts),
+                counter=counter,
+                origin=reader.where(item),
+            )
+        )
     kb.hours = dict(reader.hours)
+    kb.schedules = dict(reader.schedules)
     if strict and reader.problems:
         raise KnowledgeError(reader.problems)
     return kb

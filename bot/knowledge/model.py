@@ -29,6 +29,26 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """Opening hours as text and as rules, for 'when will someone answer'."""
+
+    id: str
+    text: str
+    days: tuple[str, ...] = ()  # mon … sun
+    weeks: tuple[int, ...] = ()  # only these weeks of the month (e.g. 2nd and 4th Saturday)
+    open: str = ""  # "08:30"
+    close: str = ""  # "17:00"
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    phone: str
+    note: str
+    source: Source
+
+
+@dataclass(frozen=True)
 class Office:
     id: str
     name: str
@@ -38,6 +58,7 @@ class Office:
     address: str = ""
     hours: tuple[str, ...] = ()  # resolved hour texts
     hours_en: tuple[str, ...] = ()
+    hour_ids: tuple[str, ...] = ()
     name_en: str = ""
     phone: str = ""
     status: str = "open"
@@ -62,6 +83,7 @@ class Counter:
     section: str = ""
     hours: tuple[str, ...] = ()
     hours_en: tuple[str, ...] = ()
+    hour_ids: tuple[str, ...] = ()
     name_en: str = ""
     origin: str = ""  # file:line in knowledge/, for editors
 
@@ -117,6 +139,18 @@ class PolicyChunk:
 
 
 @dataclass(frozen=True)
+class SensitiveTopic:
+    """A topic where a resident may need care: specialist contacts come first."""
+
+    id: str
+    label: str
+    keywords: tuple[str, ...]
+    contacts: tuple[Contact, ...]
+    counter: Counter | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class Town:
     name: str
     reading: str
@@ -137,6 +171,8 @@ class KnowledgeBase:
     towns: list[Town] = field(default_factory=list)
     hours: dict[str, str] = field(default_factory=dict)  # schedule id → text
     ward_names_en: dict[str, str] = field(default_factory=dict)  # 中原区 → Nakahara
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    sensitive: list[SensitiveTopic] = field(default_factory=list)
 
     def offices_in(
         self, ward: str, kinds: tuple[str, ...] = (), include_closed: bool = False

@@ -1,0 +1,34 @@
+"""action_not_helpful: the resident says the answer did not help: a failure like a fallback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.answer import record_unresolved
+from actions.common import offer_handoff, resident_ward, send
+from bot.answer import Answer
+from bot.concierge import get_concierge
+
+
+class ActionNotHelpful(Action):
+    def name(self) -> str:
+        return "action_not_helpful"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        concierge = get_concierge()
+        ward = resident_ward(concierge, tracker)
+        question = tracker.get_slot("last_question")
+        if question:
+            record_unresolved(concierge, tracker, question, ward, 0.0)
+        misses = int(tracker.get_slot("misses") or 0) + 1
+        answer = Answer(
+            text="お役に立てず申し訳ありません。言い方を変えてもう一度お聞きいただけますか。", ward=ward
+        )
+        if misses >= concierge.settings.misses_before_handoff:
+            answer = offer_handoff(answer)
+        send(dispatcher, answer)
+        return [SlotSet("misses", misses), SlotSet("last_question", None)]

@@ -1,0 +1,49 @@
+"""When will a person answer? The next opening of a counter, from its schedules in knowledge/.
+
+Public holidays and the New Year break are not modelled yet: the reply says 「開庁日」 and the
+schedules' text (shown beside it) names them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.knowledge.model import Schedule
+
+JST = ZoneInfo("Asia/Tokyo")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_JA = "月火水木金土日"
+
+
+def _window(schedule: Schedule, day: datetime) -> tuple[datetime, datetime] | None:
+    if not schedule.open or DAYS[day.weekday()] not in schedule.days:
+        return None
+    if schedule.weeks and (day.day - 1) // 7 + 1 not in schedule.weeks:
+        return None
+    start = datetime.combine(day.date(), time.fromisoformat(schedule.open), JST)
+    end = datetime.combine(day.date(), time.fromisoformat(schedule.close), JST)
+    return start, end
+
+
+def next_opening(schedules: list[Schedule], now: datetime) -> tuple[datetime, datetime, bool]:
+    """(opening, closing, open_now) of the first window at or after `now` (looks 14 days ahead)."""
+    now = now.astimezone(JST)
+    for offset in range(15):
+        day = now + timedelta(days=offset)
+        windows = sorted(w for s in schedules if (w := _window(s, day)))
+        for start, end in windows:
+            if end > now:
+                return start, end, start <= now
+    raise ValueError("no opening hours within two weeks")
+
+
+def when_staff_answer(schedules: list[Schedule], now: datetime) -> str:
+    """Plain Japanese: 「本日17:00までに」 or 「11月30日（月）8:30以降に」."""
+    start, end, open_now = next_opening(schedules, now)
+    if open_now:
+        return f"本日{end:%H:%M}までに"
+    day = f"{start.month}月{start.day}日（{WEEKDAY_JA[start.weekday()]}）"
+    if start.date() == now.astimezone(JST).date():
+        day = "本日"
+    return f"{day}{start.hour}:{start:%M}以降に"

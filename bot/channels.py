@@ -1,0 +1,109 @@
+"""The residents' REST channel of the Rasa server, with the door duties a city needs.
+
+Runs inside the Rasa server (Rasa's environment). Compared with Rasa's RestInput it:
+- masks personal data before Rasa sees the text, so trackers and logs never hold it;
+- caps message length;
+- lets a resident leave a staff hand-off with 「ボットに戻る」 (the conversation is paused);
+- apologises instead of answering nothing when an action failed (e.g. action server down);
+- serves staff replies: GET /webhooks/rest/messages?sender=…&after=… (Unix time).
+Registered in credentials.yml under the name `rest`, so the URL is Rasa's usual one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from rasa.shared.core.events import ConversationResumed
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.japanese import nfkc
+from bot.privacy import mask
+from bot.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+RESUME_WORDS = frozenset({"ボットに戻る", "ぼっとにもどる", "ボットにもどる", "bot", "back to bot"})
+CHANNELS = frozenset({"rest", "widget", "line"})
+APOLOGY = (
+    "申し訳ありません。ただいまシステムの一部が応答していません。お手数ですが、少し時間をおいてもう一度お送りください。"
+    "（Sorry, part of the system is not responding. Please try again shortly.）"
+)
+
+
+def is_resume_request(text: str) -> bool:
+    return nfkc(text).strip().rstrip("。!！") in {nfkc(w) for w in RESUME_WORDS}
+
+
+class ConciergeRestInput(RestInput):
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("concierge_rest", __name__)
+        max_chars = get_settings().max_message_chars
+
+        @bp.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @bp.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            body = request.json if isinstance(request.json, dict) else {}
+            sender = str(body.get("sender") or "default")[:128]
+            raw = body.get("message")
+            text = mask(raw[:max_chars] if isinstance(raw, str) else "")
+            channel = body.get("input_channel") if body.get("input_channel") in CHANNELS else self.name()
+            agent = request.app.ctx.agent
+            if is_resume_request(text):
+                await _resume_if_paused(agent, sender)
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(UserMessage(text, collector, sender, input_channel=channel))
+            except Exception:  # logged without the text: it is the resident's
+                log.exception("message from %s failed", sender)
+            messages = collector.messages
+            if not messages and not await _is_paused(agent, sender):
+                messages = [{"recipient_id": sender, "text": APOLOGY}]
+            return response.json(messages)
+
+        @bp.route("/messages", methods=["GET"])
+        async def staff_messages(request: Request) -> HTTPResponse:
+            sender = str(request.args.get("sender") or "")[:128]
+            try:
+                after = float(request.args.get("after") or 0)
+            except ValueError:
+                return response.json({"error": "after must be a Unix time"}, status=400)
+            if not sender:
+                return response.json({"error": "sender is required"}, status=400)
+            tracker = await request.app.ctx.agent.tracker_store.retrieve(sender)
+            events = tracker.events if tracker else []
+            found = [
+                {"text": e.text, "timestamp": e.timestamp, "ticket": e.metadata.get("ticket")}
+                for e in events
+                if getattr(e, "type_name", "") == "bot"
+                and (e.metadata or {}).get("staff")
+                and e.timestamp > after
+            ]
+            return response.json(found)
+
+        return bp
+
+
+async def _is_paused(agent: Any, sender: str) -> bool:
+    tracker = await agent.tracker_store.retrieve(sender)
+    return bool(tracker and tracker.is_paused())
+
+
+async def _resume_if_paused(agent: Any, sender: str) -> None:
+    async with agent.lock_store.lock(sender):
+        tracker = await agent.tracker_store.retrieve(sender)
+        if tracker and tracker.is_paused():
+            tracker.update(ConversationResumed())
+            await agent.tracker_store.save(tracker)

@@ -1,0 +1,159 @@
+"""Escalation tickets: a conversation handed to ward staff, and the way back to the resident.
+
+A ticket is committed before the bot tells the resident it exists. Staff replies are delivered
+through the channel the ticket came from (the Rasa conversation for REST and the widget; LINE's
+push API later), and closing a ticket hands the conversation back to the bot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import select
+
+from bot.privacy import mask
+from bot.storage.db import session_scope
+from bot.storage.models import Ticket, TicketMessage
+
+
+class Delivery(Protocol):
+    """How a staff message reaches a resident on the ticket's channel."""
+
+    def send(self, ticket: Ticket, text: str) -> None: ...
+
+    def resume(self, ticket: Ticket, text: str) -> None: ...
+
+
+class RasaDelivery:
+    """Appends the staff message to the Rasa conversation; the resident's client picks it up."""
+
+    def __init__(self, rasa_url: str, timeout: float = 10.0) -> None:
+        from bot.rasa_client import RasaClient
+
+        self.client = RasaClient(rasa_url, timeout=timeout)
+
+    def send(self, ticket: Ticket, text: str) -> None:
+        self.client.append_events(ticket.sender, [staff_event(text, ticket.id)])
+
+    def resume(self, ticket: Ticket, text: str) -> None:
+        self.client.append_events(ticket.sender, [{"event": "resume"}, staff_event(text, ticket.id)])
+
+
+def staff_event(text: str, ticket_id: int) -> dict:
+    return {"event": "bot", "text": text, "metadata": {"staff": True, "ticket": ticket_id}}
+
+
+def ticket_dict(ticket: Ticket, with_messages: bool = False) -> dict:
+    data = {
+        "id": ticket.id,
+        "ward": ticket.ward,
+        "department": ticket.department,
+        "reason": ticket.reason,
+        "channel": ticket.channel,
+        "sender": ticket.sender,
+        "status": ticket.status,
+        "claimed_by": ticket.claimed_by,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+    }
+    if with_messages:
+        data["messages"] = [
+            {"author": m.author, "text": m.text, "at": m.created_at.isoformat()} for m in ticket.messages
+        ]
+    return data
+
+
+class TicketError(Exception):
+    pass
+
+
+class Escalations:
+    def __init__(self, db_url: str, delivery: Delivery | None = None) -> None:
+        self.db_url = db_url
+        self.delivery = delivery
+
+    def open_ticket(
+        self,
+        *,
+        ward: str | None,
+        department: str,
+        reason: str,
+        channel: str,
+        sender: str,
+        transcript: Sequence[tuple[str, str]],
+    ) -> int:
+        """Create and commit a ticket with the masked transcript; returns its number."""
+        with session_scope(self.db_url) as session:
+            ticket = Ticket(ward=ward, department=department, reason=reason, channel=channel, sender=sender)
+            ticket.messages = [TicketMessage(author=author, text=mask(text)) for author, text in transcript]
+            session.add(ticket)
+            session.flush()
+            return ticket.id
+
+    def open_ticket_of(self, sender: str) -> dict | None:
+        with session_scope(self.db_url) as session:
+            ticket = session.scalars(
+                select(Ticket)
+                .where(Ticket.sender == sender, Ticket.status != "closed")
+                .order_by(Ticket.id.desc())
+            ).first()
+            return ticket_dict(ticket) if ticket else None
+
+    def list(self, ward: str | None = None, status: str | None = None) -> list[dict]:
+        """Oldest first: the ticket waiting longest is the one to answer."""
+        with session_scope(self.db_url) as session:
+            query = select(Ticket).order_by(Ticket.created_at, Ticket.id)
+            if ward:
+                query = query.where(Ticket.ward == ward)
+            if status:
+                query = query.where(Ticket.status == status)
+            return [ticket_dict(t) for t in session.scalars(query)]
+
+    def get(self, ticket_id: int) -> dict:
+        with session_scope(self.db_url) as session:
+            return ticket_dict(self._ticket(session, ticket_id), with_messages=True)
+
+    @staticmethod
+    def _ticket(session, ticket_id: int) -> Ticket:
+        ticket = session.get(Ticket, ticket_id)
+        if ticket is None:
+            raise TicketError(f"no ticket #{ticket_id}")
+        return ticket
+
+    def claim(self, ticket_id: int, staff: str) -> None:
+        with session_scope(self.db_url) as session:
+            ticket = self._ticket(session, ticket_id)
+            if ticket.status == "closed":
+                raise TicketError(f"ticket #{ticket_id} is closed")
+            ticket.status, ticket.claimed_by = "claimed", staff
+
+    def note(self, ticket_id: int, text: str, staff: str = "") -> None:
+        with session_scope(self.db_url) as session:
+            self._ticket(session, ticket_id).messages.append(TicketMessage(author="note", text=mask(text)))
+
+    def reply(self, ticket_id: int, text: str, staff: str = "") -> None:
+        """Deliver a staff answer to the resident, then record it (masked) on the ticket."""
+        with session_scope(self.db_url) as session:
+            ticket = self._ticket(session, ticket_id)
+            if ticket.status == "closed":
+                raise TicketError(f"ticket #{ticket_id} is closed")
+            if self.delivery:
+                self.delivery.send(ticket, text)
+            ticket.messages.append(TicketMessage(author="staff", text=mask(text)))
+            ticket.status = "answered"
+            ticket.claimed_by = ticket.claimed_by or staff or None
+
+    def close(self, ticket_id: int, resolution: str = "", notice: str = "") -> None:
+        """Close the ticket and give the conversation back to the bot."""
+        with session_scope(self.db_url) as session:
+            ticket = self._ticket(session, ticket_id)
+            if ticket.status == "closed":
+                return
+            if self.delivery:
+                self.delivery.resume(
+                    ticket, notice or "職員の対応を終了しました。ここからはボットがご案内します。"
+                )
+            ticket.status, ticket.resolution = "closed", mask(resolution) or None
+            ticket.closed_at = datetime.now(UTC)

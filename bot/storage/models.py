@@ -1,0 +1,90 @@
+"""SQLAlchemy models. Texts are stored masked; nothing here holds personal data in clear."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+TICKET_STATUSES = ("new", "claimed", "answered", "closed")
+ISSUE_STATUSES = ("new", "acknowledged", "answered", "closed")
+
+
+class Ticket(Base):
+    """A conversation handed to ward staff."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ward: Mapped[str | None] = mapped_column(String(16), index=True)
+    department: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32))  # requested | not_helped | sensitive
+    channel: Mapped[str] = mapped_column(String(32))  # rest, line, widget …
+    sender: Mapped[str] = mapped_column(String(128), index=True)  # reply address
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    resolution: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", order_by="TicketMessage.id", cascade="all, delete-orphan"
+    )
+
+
+class TicketMessage(Base):
+    """One line of a ticket: the masked transcript, staff replies and internal notes."""
+
+    __tablename__ = "ticket_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(16))  # resident | bot | staff | note
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+
+
+class RegionalIssue(Base):
+    """Unanswered questions of one ward grouped by meaning: what the ward's residents need."""
+
+    __tablename__ = "regional_issues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ward: Mapped[str] = mapped_column(String(16), index=True)  # 不明 when unknown
+    label: Mapped[str] = mapped_column(String(128))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    knowledge_entry: Mapped[str | None] = mapped_column(String(128))  # set when answered
+    centroid: Mapped[bytes] = mapped_column(LargeBinary)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    questions: Mapped[list[UnresolvedQuestion]] = relationship(
+        back_populates="issue", order_by="UnresolvedQuestion.id"
+    )
+
+
+class UnresolvedQuestion(Base):
+    """A message the bot could not answer confidently (masked), with its embedding."""
+
+    __tablename__ = "unresolved_questions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ward: Mapped[str] = mapped_column(String(16), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("regional_issues.id"), index=True)
+    issue: Mapped[RegionalIssue | None] = relationship(back_populates="questions")

