@@ -20,7 +20,9 @@ def record_unresolved(
 ) -> None:
     """Log the question as a regional issue; a database failure must not silence the bot."""
     try:
-        concierge.issues.record(text, ward, score, tracker.get_latest_input_channel())
+        concierge.issues.record(
+            text, ward, score, tracker.get_latest_input_channel(), topic=concierge.topic_of(text)
+        )
     except Exception:
         log.exception("could not record an unresolved question for %s", tracker.sender_id)
 

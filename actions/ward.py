@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.answer import ActionAnswer
 from actions.common import hand_off, resident_ward, send
 from bot.answer import ward_buttons
 from bot.concierge import get_concierge
@@ -31,6 +32,9 @@ class ActionSetWard(Action):
                 SlotSet("ward", ward),
                 *hand_off(concierge, dispatcher, tracker, ward, tracker.get_slot("handoff_pending")),
             ]
+        text = tracker.latest_message.get("text") or ""
+        if concierge.says_more_than_place(text):  # 「多摩区に住んでいます。空き家が…」: answer it too
+            return [SlotSet("ward", ward), *ActionAnswer().run(dispatcher, tracker, domain)]
         pending = tracker.get_slot("last_question")
         if pending:
             send(dispatcher, concierge.answer(pending, ward))

@@ -17,7 +17,8 @@ from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
-from rasa.shared.core.events import ConversationResumed
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, ConversationResumed
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -106,4 +107,5 @@ async def _resume_if_paused(agent: Any, sender: str) -> None:
         tracker = await agent.tracker_store.retrieve(sender)
         if tracker and tracker.is_paused():
             tracker.update(ConversationResumed())
+            tracker.update(ActionExecuted(ACTION_LISTEN_NAME))  # ready for the next message
             await agent.tracker_store.save(tracker)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 
 from bot.answer import Answer, AnswerComposer
 from bot.escalation import Escalations
-from bot.japanese import is_mostly_latin, nfkc
+from bot.japanese import default_analyzer, is_mostly_latin, nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.knowledge.model import SensitiveTopic
 from bot.places import Gazetteer, PlaceMatch
@@ -59,6 +60,18 @@ class Concierge:
                 return topic
         return None
 
+    def says_more_than_place(self, text: str) -> bool:
+        """Whether a message that names a place also asks something (content words remain)."""
+        rest = self.gazetteer.strip_places(text)
+        words = [t for t in default_analyzer().content_terms(rest) if t not in RESIDENCE_WORDS]
+        return len(words) > 0
+
+    def topic_of(self, text: str) -> str:
+        """The sentences that say what the resident wants, without 「多摩区に住んでいます」."""
+        sentences = [p for p in re.split(r"(?<=[。！？!?\n])", text) if p.strip()]
+        topical = [p for p in sentences if self.says_more_than_place(p)]
+        return "".join(topical) or text
+
     def find_place(self, text: str) -> PlaceMatch | None:
         return self.gazetteer.find(text)
 
@@ -76,6 +89,15 @@ class Concierge:
         hits = self.retriever.search(query, k=1, places=places)
         return self.composer.compose(hits[0] if hits else None, ward, intent, lang)
 
+
+# Words that only say where someone lives: 「中原区に住んでいます」「最寄りは武蔵小杉駅です」
+RESIDENCE_WORDS = frozenset(
+    {
+        *("住む", "すむ", "居る", "在住", "最寄り", "駅", "近く", "家", "住まい", "住所", "区"),
+        *("ある", "有る", "為る", "です", "付近", "辺り"),
+        *("i", "in", "ward", "near", "ku", "ライブ"),  # ライブ: Sudachi's normalized form of "live"
+    }
+)
 
 _instance: Concierge | None = None
 _lock = threading.Lock()

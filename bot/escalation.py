@@ -38,7 +38,13 @@ class RasaDelivery:
         self.client.append_events(ticket.sender, [staff_event(text, ticket.id)])
 
     def resume(self, ticket: Ticket, text: str) -> None:
-        self.client.append_events(ticket.sender, [{"event": "resume"}, staff_event(text, ticket.id)])
+        # action_listen leaves the dialogue ready for the resident's next message, as after any turn
+        events = [
+            {"event": "resume"},
+            staff_event(text, ticket.id),
+            {"event": "action", "name": "action_listen"},
+        ]
+        self.client.append_events(ticket.sender, events)
 
 
 def staff_event(text: str, ticket_id: int) -> dict:

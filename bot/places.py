@@ -46,6 +46,27 @@ class Gazetteer:
             norm = norm.replace(facility, "\0")
         return [name for name, _ in self._names if name in norm]
 
+    def strip_places(self, text: str) -> str:
+        """The text (NFKC) with its ward and town names blanked out: kanji, kana or romaji."""
+        rest = nfkc(text)
+        kana = to_katakana(rest)  # aligned with rest character by character
+
+        def blank(start: int, end: int) -> None:
+            nonlocal rest, kana
+            rest = rest[:start] + " " * (end - start) + rest[end:]
+            kana = kana[:start] + " " * (end - start) + kana[end:]
+
+        for name, _ in self._names:
+            while (i := rest.find(name)) >= 0:
+                blank(i, i + len(name))
+        for reading, _ in self._readings:
+            while (i := kana.find(reading)) >= 0:
+                blank(i, i + len(reading))
+        for pattern, _ in self._romaji:
+            for m in list(pattern.finditer(rest)):
+                blank(m.start(), m.end())
+        return rest
+
     def find(self, text: str) -> PlaceMatch | None:
         """The longest ward/town name in `text` (kanji or kana), or None."""
         norm = nfkc(text)

@@ -65,6 +65,9 @@ class RasaClient:
         resp.raise_for_status()
 
     def set_slot(self, sender: str, name: str, value: str) -> None:
+        # Open the conversation first: Rasa stamps appended events before the session-start events
+        # it adds for a new conversation, and its SQL tracker store then drops them on reload.
+        self.append_events(sender, [{"event": "action", "name": "action_listen"}])
         self.append_events(sender, [{"event": "slot", "name": name, "value": value}])
 
     def staff_messages(self, sender: str, after: float = 0.0) -> list[dict]:

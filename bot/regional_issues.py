@@ -63,10 +63,13 @@ class RegionalIssues:
         self.encoder = encoder
         self.threshold = threshold
 
-    def record(self, text: str, ward: str | None, score: float, channel: str | None = None) -> dict:
-        """Store one unanswered question (masked) and put it in its regional issue."""
+    def record(
+        self, text: str, ward: str | None, score: float, channel: str | None = None, topic: str | None = None
+    ) -> dict:
+        """Store one unanswered question (masked) and put it in its regional issue. `topic` is the
+        part of the text that says what is asked (grouping ignores 「多摩区に住んでいます」)."""
         masked = mask(text)
-        vector = self.encoder.encode([masked], "query")[0].astype(np.float32)
+        vector = self.encoder.encode([mask(topic or text)], "query")[0].astype(np.float32)
         ward = ward or UNKNOWN_WARD
         with session_scope(self.db_url) as session:
             open_issues = session.scalars(

@@ -36,7 +36,7 @@ def test_cli_batch_prints_one_json_line_per_question(stack, tmp_path):
             json.dumps(x, ensure_ascii=False)
             for x in [
                 {"id": "a", "q": "国保 加入", "ward": "中原区"},
-                {"id": "b", "q": "職員と話したい"},
+                {"id": "b", "q": "職員と話したい", "ward": "幸区"},
                 {"id": "c", "q": "おすすめのラーメン屋は？"},
             ]
         ),

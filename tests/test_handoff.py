@@ -1,0 +1,117 @@
+"""Hand-off, regional issues and privacy through the live REST path (Rasa + actions + PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import psycopg
+import requests
+
+from bot.escalation import Escalations
+from bot.rasa_client import RasaClient
+from bot.settings import ROOT, Settings
+
+CONCIERGE = str(ROOT / ".venv" / "bin" / "concierge")
+
+
+def _say(stack, sender: str, text: str) -> list[dict]:
+    resp = requests.post(
+        f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+    )
+    resp.raise_for_status()
+    return resp.json()
+
+
+def _texts(messages: list[dict]) -> str:
+    return "\n".join(m.get("text") or "" for m in messages)
+
+
+def _cli(stack, *args: str) -> str:
+    env = {**os.environ, "CONCIERGE_RASA_URL": stack.rasa_url}
+    done = subprocess.run([CONCIERGE, *args], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_handoff_ticket_pause_staff_reply_and_resume(stack):
+    sender = "handoff-1"
+    _say(stack, sender, "中原区に住んでいます")
+    reply = _texts(_say(stack, sender, "担当の職員さんと話したい"))
+    assert "受付番号" in reply and "ボットに戻る" in reply
+    tickets = [
+        json.loads(line) for line in _cli(stack, "escalations", "--ward", "中原区", "--json").splitlines()
+    ]
+    ticket = next(t for t in tickets if t["sender"] == sender)
+    assert ticket["status"] == "new" and ticket["channel"] == "rest"
+    assert _say(stack, sender, "まだですか？") == []  # the bot stays quiet while staff have it
+    _cli(stack, "escalations", "reply", str(ticket["id"]), "区民課の担当です。ご用件を伺います。")
+    staff = RasaClient(stack.rasa_url).staff_messages(sender)
+    assert [m["text"] for m in staff] == ["区民課の担当です。ご用件を伺います。"]
+    _cli(stack, "escalations", "close", str(ticket["id"]))
+    assert "区民課" in _texts(_say(stack, sender, "住民票はどこで取れる？"))
+
+
+def test_resident_can_leave_the_handoff(stack):
+    sender = "handoff-2"
+    _say(stack, sender, "職員と話したい")
+    assert "受付番号" in _texts(_say(stack, sender, "幸区"))
+    assert "ボットとの会話に戻りました" in _texts(_say(stack, sender, "ボットに戻る"))
+    assert "保険年金課" in _texts(_say(stack, sender, "国保 加入"))
+
+
+def test_paraphrases_from_one_ward_make_one_regional_issue(stack):
+    for n, text in enumerate(
+        [
+            "近所の空き家が放置されていて危ない",
+            "空き家の草が伸び放題で困っています",
+            "隣の空き家が崩れそうで怖い",
+        ]
+    ):
+        reply = _say(stack, f"issue-{n}", f"多摩区に住んでいます。{text}")
+        assert any(m.get("custom", {}).get("unresolved") for m in reply), _texts(reply)
+    _say(stack, "issue-x", "多摩区です。公園で夜中に騒ぐ人がいてうるさい")
+    issues = [
+        json.loads(line) for line in _cli(stack, "regional-issues", "--ward", "多摩区", "--json").splitlines()
+    ]
+    assert [i["count"] for i in issues] == [3, 1]
+    assert "空き家" in issues[0]["label"]
+
+
+def test_personal_data_is_masked_everywhere(stack):
+    secret = (
+        "マイナンバーは1234 5678 9012、電話は090-8765-4321、メールはtaro@example.com です。職員と話したい"
+    )
+    _say(stack, "privacy-1", "宮前区に住んでいます")
+    _say(stack, "privacy-1", secret)
+    _say(stack, "privacy-2", "麻生区です。" + secret.replace("職員と話したい", "わからないことがあります"))
+    raw = ["1234 5678 9012", "123456789012", "090-8765-4321", "09087654321", "taro@example.com"]
+    settings = Settings()
+    with psycopg.connect(settings.tracker_db_url) as conn:
+        dump = "\n".join(str(row) for row in conn.execute("SELECT * FROM events").fetchall())
+        dump += "\n".join(str(row) for row in conn.execute("SELECT * FROM ticket_messages").fetchall())
+        dump += "\n".join(str(row) for row in conn.execute("SELECT * FROM unresolved_questions").fetchall())
+    assert "[マイナンバー]" in dump
+    logs = "\n".join(p.read_text(errors="replace") for p in stack.log_dir.glob("*.log"))
+    for value in raw:
+        assert value not in dump and value not in logs, value
+
+
+def test_action_server_down_gets_an_apology_and_tickets_survive(stack):
+    _say(stack, "crash-1", "川崎区に住んでいます")
+    assert "受付番号" in _texts(_say(stack, "crash-1", "職員と話したい"))
+    proc = stack.procs["actions"]
+    os.killpg(proc.pid, 9)
+    proc.wait(timeout=10)
+    try:
+        reply = _texts(_say(stack, "crash-2", "住民票がほしい"))
+        assert "申し訳ありません" in reply
+    finally:
+        stack.start_actions()
+        stack.wait_ready()
+    tickets = Escalations(Settings().database_url).list(ward="川崎区")
+    assert any(t["sender"] == "crash-1" for t in tickets)
+    time.sleep(0.1)
+    assert "区民課" in _texts(_say(stack, "crash-3", "住民票がほしい"))
