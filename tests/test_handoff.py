@@ -115,3 +115,17 @@ def test_action_server_down_gets_an_apology_and_tickets_survive(stack):
     assert any(t["sender"] == "crash-1" for t in tickets)
     time.sleep(0.1)
     assert "区民課" in _texts(_say(stack, "crash-3", "住民票がほしい"))
+
+
+def test_sensitive_topic_gives_the_specialist_contact_first(stack):
+    reply = _say(stack, "care-1", "子どもへの虐待を見かけました。どうすればいいですか")
+    text = _texts(reply)
+    assert "189" in text and "出典:" in text
+    assert any(b.get("title") == "担当者と話したい" for m in reply for b in m.get("buttons") or [])
+
+
+def test_two_failures_in_a_row_offer_a_person(stack):
+    first = _texts(_say(stack, "miss-1", "川崎区です。マンホールのふたの模様について知りたい"))
+    assert "職員がご相談を承ります" not in first
+    second = _say(stack, "miss-1", "近所の空き地の雑草の所有者を知りたい")
+    assert "職員がご相談を承ります" in _texts(second)
