@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -25,22 +26,39 @@ def small_knowledge(tmp_path: Path) -> Path:
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-@pytest.fixture(scope="session")
-def pg_database():
-    """A fresh PostgreSQL database for this test session (the deployment path), dropped after."""
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str):
+    """A new, empty PostgreSQL database (URL without driver), dropped afterwards."""
     import psycopg
 
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError:
         pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
-    name = f"concierge_it_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
+        from bot.storage.db import _engines
+
+        for url in [u for u in _engines if u.endswith(f"/{name}")]:
+            _engines.pop(url).dispose()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    """Factory of fresh PostgreSQL databases, for tests that need their own."""
+    return fresh_pg_database
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A fresh PostgreSQL database for this test session (the deployment path)."""
+    with fresh_pg_database("concierge_it") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

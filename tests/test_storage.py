@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-
-import psycopg
 import pytest
 
 from bot.escalation import Escalations, TicketError
 from bot.regional_issues import RegionalIssues
 from bot.retrieval.encoders import make_encoder
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_url():
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        return None, None
-    name = f"concierge_test_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    return admin, name
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
+def db_url(request, tmp_path, pg_databases):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'concierge.db'}"
         return
-    admin, name = _postgres_url()
-    if admin is None:
-        pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        from bot.storage.db import _engines
-
-        for url in [u for u in _engines if name in u]:
-            _engines.pop(url).dispose()
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with pg_databases("concierge_test") as url:
+        yield url.replace("postgresql://", "postgresql+psycopg://")
 
 
 class FakeDelivery:
