@@ -270,6 +270,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
+
     parser = argparse.ArgumentParser(prog="concierge", description="Kawasaki ward-office concierge")
     sub = parser.add_subparsers(dest="command", required=True)
     ask = sub.add_parser("ask", help="ask the bot (same path as the live bot)")
@@ -293,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     ret.set_defaults(func=cmd_retrieve)
     esc = sub.add_parser("escalations", help="hand-off tickets (list by default)")
     esc.add_argument("--ward")
-    esc.add_argument("--status", choices=["new", "claimed", "answered", "closed"])
+    esc.add_argument("--status", choices=TICKET_STATUSES)
     esc.add_argument("--json", action="store_true")
     esc_sub = esc.add_subparsers(dest="action")
     esc_sub.add_parser("list")
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     esc.set_defaults(func=cmd_escalations)
     reg = sub.add_parser("regional-issues", help="unanswered questions grouped by ward and topic")
     reg.add_argument("--ward")
-    reg.add_argument("--status", choices=["new", "acknowledged", "answered", "closed"])
+    reg.add_argument("--status", choices=ISSUE_STATUSES)
     reg.add_argument("--json", action="store_true")
     reg_sub = reg.add_subparsers(dest="action")
     reg_sub.add_parser("list")
@@ -315,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     draft.add_argument("id", type=int)
     status = reg_sub.add_parser("status")
     status.add_argument("id", type=int)
-    status.add_argument("status_value", choices=["new", "acknowledged", "answered", "closed"])
+    status.add_argument("status_value", choices=ISSUE_STATUSES)
     status.add_argument("--entry", help="the knowledge entry that now answers it")
     reg.set_defaults(func=cmd_regional_issues)
     run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
