@@ -49,6 +49,7 @@ class ConciergeRestInput(RestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("concierge_rest", __name__)
         max_chars = get_settings().max_message_chars
+        mask("")  # load the name recogniser now rather than on the first resident's message
 
         @bp.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

@@ -90,6 +90,8 @@ def _mask_names(text: str) -> str:
 
 def mask(text: str, names: bool = True) -> str:
     """Text with personal data replaced by its kind, e.g. 「[マイナンバー]」."""
+    if names:
+        _ginza()  # loaded once per process
     if not text:
         return text
     for kind, pattern in PATTERNS:

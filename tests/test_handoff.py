@@ -87,7 +87,7 @@ def test_personal_data_is_masked_everywhere(stack):
     _say(stack, "privacy-1", "宮前区に住んでいます")
     _say(stack, "privacy-1", secret)
     _say(stack, "privacy-2", "麻生区です。" + secret.replace("職員と話したい", "わからないことがあります"))
-    raw = ["1234 5678 9012", "123456789012", "090-8765-4321", "09087654321", "taro@example.com"]
+    raw = ["1234 5678 9012", "123456789012", "090-8765-4321", "09087654321", "taro@example.com", "山田太郎"]
     settings = Settings()
     with psycopg.connect(settings.tracker_db_url) as conn:
         dump = "\n".join(str(row) for row in conn.execute("SELECT * FROM events").fetchall())
