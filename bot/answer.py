@@ -6,12 +6,15 @@ All facts come from the knowledge base; this module only decides what to say in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, Service, Source
 from bot.phrases import PHRASES, bilingual
 from bot.retrieval.index import Hit
 
 HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": "/request_human"}
+# A plain link to a map search for the office address (opened by the resident, never fetched here).
+MAP_URL = "https://www.google.com/maps/search/?api=1&query={query}"
 POLICY_EXCERPT_CHARS = 240
 
 
@@ -31,6 +34,26 @@ class Answer:
     handoff: bool = False
     confidence: float = 0.0
     entry: str | None = None  # id of the knowledge entry answered from
+    address: str = ""
+    hours: list[str] = field(default_factory=list)
+    bring: list[str] = field(default_factory=list)
+
+    def card(self) -> dict | None:
+        """The office card the widget and LINE show: where to go, when, what to bring, source."""
+        if not (self.office or self.counter):
+            return None
+        map_url = MAP_URL.format(query=quote(self.address)) if self.address else None
+        first = self.sources[0] if self.sources else None
+        return {
+            "office": self.office,
+            "counter": self.counter,
+            "ward": self.ward,
+            "address": self.address,
+            "hours": self.hours,
+            "bring": self.bring,
+            "map_url": map_url,
+            "source": first.as_dict() if first else None,
+        }
 
     def payload(self) -> dict:
         """Structured part of the reply (REST 'custom'): for cards, the CLI and the logs."""
@@ -48,6 +71,7 @@ class Answer:
             "unresolved": self.unresolved,
             "confidence": self.confidence,
             "entry": self.entry,
+            "card": self.card(),
         }
 
 
@@ -213,6 +237,9 @@ class AnswerComposer:
             counter=counter.name if counter else None,
             ward=ward,
             buttons=buttons,
+            address=main.address if main else "",
+            hours=list(hours),
+            bring=list(service.bring),
         )
 
     def hours(self, ward: str | None, lang: str = "ja") -> Answer:

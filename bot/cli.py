@@ -174,10 +174,15 @@ def _print_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
 
 def cmd_escalations(args: argparse.Namespace) -> int:
     """Staff hand-off tickets: list, show, claim, reply (delivered to the resident), close."""
-    from bot.escalation import Escalations, RasaDelivery, TicketError
+    from bot.escalation import ChannelDelivery, Escalations, RasaDelivery, TicketError
+    from bot.line_messaging import LineClient, LineConfig
 
     settings = get_settings()
-    escalations = Escalations(settings.database_url, RasaDelivery(settings.rasa_base_url))
+    line_config = LineConfig.from_env()
+    delivery = ChannelDelivery(
+        RasaDelivery(settings.rasa_base_url), LineClient(line_config) if line_config else None
+    )
+    escalations = Escalations(settings.database_url, delivery)
     try:
         if args.action in (None, "list"):
             rows = escalations.list(args.ward, args.status)
@@ -218,6 +223,7 @@ def cmd_regional_issues(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
+    from bot.line_messaging import LineConfig
     from bot.services import Stack
 
     settings = get_settings()
@@ -256,6 +262,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  action server:                 http://{settings.host}:{settings.actions_port}/webhook")
         print(f"  web app:                       http://{settings.host}:{settings.web_port}/")
         print(f"  logs:                          {stack.log_dir}/")
+        if LineConfig.from_env():
+            print(
+                f"  LINE webhook:                  http://{settings.host}:{settings.web_port}/line/callback"
+            )
+        else:
+            print("  LINE: off (set LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN to turn it on)")
         print("Ctrl-C stops everything.", flush=True)
         while not stopping:
             for name, proc in stack.procs.items():

@@ -47,6 +47,30 @@ class RasaDelivery:
         self.client.append_events(ticket.sender, events)
 
 
+class ChannelDelivery:
+    """Staff messages go out on the ticket's own channel: LINE's push API for LINE tickets; the
+    Rasa conversation always gets them too (the widget and REST clients read them there, and the
+    transcript stays whole)."""
+
+    def __init__(self, rasa: RasaDelivery, line=None) -> None:
+        self.rasa = rasa
+        self.line = line  # bot.line_messaging.LineClient, when LINE is configured
+
+    def _push(self, ticket: Ticket, text: str) -> None:
+        if ticket.channel == "line" and self.line is not None:
+            from linebot.v3.messaging import TextMessage
+
+            self.line.push(ticket.sender, [TextMessage(text=text[:5000])])
+
+    def send(self, ticket: Ticket, text: str) -> None:
+        self.rasa.send(ticket, text)
+        self._push(ticket, text)
+
+    def resume(self, ticket: Ticket, text: str) -> None:
+        self.rasa.resume(ticket, text)
+        self._push(ticket, text)
+
+
 def staff_event(text: str, ticket_id: int) -> dict:
     return {"event": "bot", "text": text, "metadata": {"staff": True, "ticket": ticket_id}}
 

@@ -69,3 +69,11 @@ def bilingual(japanese: str, english: str, lang: str) -> str:
     if lang == "en" and english:
         return f"{english} ({japanese})"
     return japanese
+
+
+# What the channels say when the bot itself cannot answer.
+BOT_DOWN = "ただいま応答できません。しばらくしてからもう一度お試しください。"
+NOT_TEXT = (
+    "スタンプや画像、位置情報にはお答えできません。お手数ですが、文字でご質問ください"
+    "（例:「住民票はどこで取れる？」）。"
+)

@@ -40,10 +40,13 @@ class RasaClient:
         except (requests.RequestException, ValueError):
             return False
 
-    def send(self, sender: str, text: str) -> list[dict]:
+    def send(self, sender: str, text: str, input_channel: str | None = None) -> list[dict]:
+        body = {"sender": sender, "message": text}
+        if input_channel:
+            body["input_channel"] = input_channel
         resp = self.http.post(
             f"{self.base_url}/webhooks/rest/webhook",
-            json={"sender": sender, "message": text},
+            json=body,
             timeout=self.timeout,
         )
         resp.raise_for_status()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from bot.line_messaging import LineConfig
 from bot.settings import get_settings
 
 
 def create_app() -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     settings = get_settings()
     app.config.update(
         RASA_URL=settings.rasa_base_url,
@@ -19,4 +20,10 @@ def create_app() -> Flask:
     from web.widget import bp as widget_bp
 
     app.register_blueprint(widget_bp)
+    line_config = LineConfig.from_env()
+    if line_config:
+        from web.line import create_blueprint
+
+        app.register_blueprint(create_blueprint(line_config))
+    app.config["LINE_ENABLED"] = line_config is not None
     return app

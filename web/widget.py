@@ -1,13 +1,42 @@
-"""Residents' website channel: a JSON endpoint in front of Rasa's REST channel, and a test page."""
+"""Residents' website channel: the embeddable chat widget and its JSON API in front of Rasa.
+
+The widget is served from here (one origin for the script and the API); pages elsewhere embed it
+with one <script> tag, so the API answers cross-origin requests (no cookies are used).
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import requests
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
+
+from bot.knowledge import WARDS
+from bot.phrases import BOT_DOWN
+from bot.rasa_client import RasaClient
 
 bp = Blueprint("widget", __name__)
 
-BOT_DOWN = "ただいま応答できません。しばらくしてからもう一度お試しください。"
+STATIC = Path(__file__).parent / "static"
+SENDER = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def _rasa() -> RasaClient:
+    return RasaClient(current_app.config["RASA_URL"], timeout=current_app.config["REQUEST_TIMEOUT"])
+
+
+def _sender(value: object) -> str | None:
+    return value if isinstance(value, str) and SENDER.match(value) else None
+
+
+@bp.after_request
+def allow_embedding_pages(resp: Response) -> Response:
+    if request.path.startswith("/api/"):
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+        resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    return resp
 
 
 @bp.get("/healthz")
@@ -15,27 +44,70 @@ def healthz():
     return {"ok": True}
 
 
+@bp.get("/widget.js")
+def widget_js():
+    return send_from_directory(STATIC, "widget.js", mimetype="text/javascript", max_age=300)
+
+
+@bp.get("/widget.css")
+def widget_css():
+    return send_from_directory(STATIC, "widget.css", mimetype="text/css", max_age=300)
+
+
 @bp.get("/")
-def index():
+def demo_page():
+    """A mock ward-office page with the widget embedded the way a city page would do it."""
     return render_template("index.html")
 
 
-@bp.post("/api/message")
+@bp.route("/api/message", methods=["POST", "OPTIONS"])
 def message():
-    body = request.get_json(silent=True) or {}
-    sender, text = str(body.get("sender") or "").strip(), str(body.get("message") or "")
-    if not sender or len(sender) > 64:
-        return jsonify(error="sender is required (at most 64 characters)"), 400
-    if len(text) > current_app.config["MAX_MESSAGE_CHARS"]:
-        text = text[: current_app.config["MAX_MESSAGE_CHARS"]]
+    if request.method == "OPTIONS":
+        return "", 204
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error="send a JSON object {sender, message}"), 400
+    sender = _sender(body.get("sender"))
+    if sender is None:
+        return jsonify(error="sender must be 8–64 letters, digits, '-' or '_'"), 400
+    text = body.get("message")
+    if not isinstance(text, str):
+        return jsonify(error="message must be text"), 400
     try:
-        resp = requests.post(
-            f"{current_app.config['RASA_URL']}/webhooks/rest/webhook",
-            json={"sender": f"web-{sender}", "message": text},
-            timeout=current_app.config["REQUEST_TIMEOUT"],
-        )
-        resp.raise_for_status()
-        return jsonify(messages=resp.json())
+        messages = _rasa().send(f"web-{sender}", text[: current_app.config["MAX_MESSAGE_CHARS"]], "widget")
     except requests.RequestException:
         current_app.logger.warning("Rasa server unreachable at %s", current_app.config["RASA_URL"])
         return jsonify(messages=[{"text": BOT_DOWN}], error="bot_unavailable"), 503
+    return jsonify(messages=messages)
+
+
+@bp.route("/api/session", methods=["POST", "OPTIONS"])
+def session():
+    """The embedding page knows the ward (data-ward): remember it for this conversation."""
+    if request.method == "OPTIONS":
+        return "", 204
+    body = request.get_json(silent=True) or {}
+    sender = _sender(body.get("sender"))
+    ward = body.get("ward")
+    if sender is None or ward not in WARDS:
+        return jsonify(error="sender and one of the 7 wards are required"), 400
+    try:
+        _rasa().set_slot(f"web-{sender}", "ward", ward)
+    except requests.RequestException:
+        return jsonify(error="bot_unavailable"), 503
+    return jsonify(ok=True)
+
+
+@bp.get("/api/messages")
+def staff_messages():
+    """Replies staff sent from a hand-off, newer than `after` (Unix time)."""
+    sender = _sender(request.args.get("sender"))
+    if sender is None:
+        return jsonify(error="sender is required"), 400
+    try:
+        after = float(request.args.get("after") or 0)
+        return jsonify(messages=_rasa().staff_messages(f"web-{sender}", after))
+    except ValueError:
+        return jsonify(error="after must be a Unix time"), 400
+    except requests.RequestException:
+        return jsonify(messages=[], error="bot_unavailable"), 503

@@ -1,0 +1,156 @@
+"""LINE Messaging API (line-bot-sdk v3): turn the bot's replies into LINE messages and send them.
+
+LINE limits a reply or push to 5 messages of at most 5,000 characters and 13 quick replies with
+labels of 20 characters; answers are split and cut to fit. The API host is configurable, so tests
+point the SDK at a local server standing in for LINE.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from linebot.v3.messaging import (
+    ApiClient,
+    Configuration,
+    FlexContainer,
+    FlexMessage,
+    MessagingApi,
+    PostbackAction,
+    PushMessageRequest,
+    QuickReply,
+    QuickReplyItem,
+    ReplyMessageRequest,
+    TextMessage,
+)
+
+MAX_MESSAGES = 5
+MAX_TEXT = 5000
+MAX_QUICK_REPLIES = 13
+MAX_LABEL = 20
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    channel_secret: str
+    access_token: str
+    api_base: str = "https://api.line.me"
+
+    @classmethod
+    def from_env(cls) -> LineConfig | None:
+        """None unless both credentials are set: then the LINE route is off."""
+        secret, token = os.environ.get("LINE_CHANNEL_SECRET"), os.environ.get("LINE_CHANNEL_ACCESS_TOKEN")
+        if not (secret and token):
+            return None
+        return cls(secret, token, os.environ.get("LINE_API_BASE", "https://api.line.me"))
+
+
+def _split(text: str) -> list[str]:
+    return [text[i : i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)] or [""]
+
+
+def office_card(card: dict) -> FlexMessage:
+    """A Flex bubble: office, counter, ward, address, hours, what to bring, map and source links."""
+    rows = []
+    for label, value in (
+        ("窓口", card.get("counter")),
+        ("区", card.get("ward")),
+        ("住所", card.get("address")),
+        ("受付時間", " ／ ".join(card.get("hours") or [])),
+        ("持ち物", "、".join(card.get("bring") or [])),
+    ):
+        if value:
+            rows.append(
+                {
+                    "type": "box",
+                    "layout": "baseline",
+                    "spacing": "sm",
+                    "contents": [
+                        {"type": "text", "text": label, "size": "sm", "color": "#52606d", "flex": 2},
+                        {"type": "text", "text": str(value)[:300], "size": "sm", "wrap": True, "flex": 5},
+                    ],
+                }
+            )
+    footer = []
+    if card.get("map_url"):
+        footer.append(
+            {
+                "type": "button",
+                "style": "link",
+                "height": "sm",
+                "action": {"type": "uri", "label": "地図を開く", "uri": card["map_url"]},
+            }
+        )
+    source = card.get("source") or {}
+    if source.get("url"):
+        footer.append(
+            {
+                "type": "button",
+                "style": "link",
+                "height": "sm",
+                "action": {"type": "uri", "label": "出典", "uri": source["url"]},
+            }
+        )
+    title = card.get("office") or card.get("counter") or "窓口のご案内"
+    bubble = {
+        "type": "bubble",
+        "body": {
+            "type": "box",
+            "layout": "vertical",
+            "spacing": "md",
+            "contents": [
+                {"type": "text", "text": title, "weight": "bold", "size": "lg", "wrap": True},
+                *rows,
+            ],
+        },
+    }
+    if footer:
+        bubble["footer"] = {"type": "box", "layout": "vertical", "contents": footer}
+    return FlexMessage(alt_text=f"{title}のご案内"[:400], contents=FlexContainer.from_dict(bubble))
+
+
+def to_line_messages(rasa_messages: list[dict]) -> list:
+    """Rasa REST output → at most 5 LINE messages; quick replies ride on the last one."""
+    texts: list[str] = []
+    buttons: list[dict] = []
+    cards: list[dict] = []
+    for m in rasa_messages:
+        if m.get("text"):
+            texts.extend(_split(m["text"]))
+        buttons = m.get("buttons") or buttons
+        if isinstance(m.get("custom"), dict) and m["custom"].get("card"):
+            cards.append(m["custom"]["card"])
+    messages: list = [TextMessage(text=t) for t in texts]
+    messages += [office_card(c) for c in cards]
+    if len(messages) > MAX_MESSAGES:  # keep the card: it carries where to go
+        keep_cards = messages[-len(cards) :] if cards else []
+        messages = messages[: MAX_MESSAGES - len(keep_cards)] + keep_cards
+    if buttons and messages:
+        items = [
+            QuickReplyItem(
+                action=PostbackAction(
+                    label=b["title"][:MAX_LABEL], data=b["payload"][:300], display_text=b["title"][:300]
+                )
+            )
+            for b in buttons[:MAX_QUICK_REPLIES]
+        ]
+        messages[-1].quick_reply = QuickReply(items=items)
+    return messages
+
+
+class LineClient:
+    def __init__(self, config: LineConfig) -> None:
+        self.config = config
+        self._configuration = Configuration(access_token=config.access_token, host=config.api_base)
+
+    def reply(self, reply_token: str, messages: list) -> None:
+        with ApiClient(self._configuration) as client:
+            MessagingApi(client).reply_message(
+                ReplyMessageRequest(reply_token=reply_token, messages=messages[:MAX_MESSAGES])
+            )
+
+    def push(self, user_id: str, messages: list) -> None:
+        with ApiClient(self._configuration) as client:
+            MessagingApi(client).push_message(
+                PushMessageRequest(to=user_id, messages=messages[:MAX_MESSAGES])
+            )

@@ -1,0 +1,157 @@
+"""LINE webhook: signatures exactly as LINE signs them, replies and pushes captured by a local
+server standing in for the LINE API, against the live Rasa server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from bot.escalation import ChannelDelivery, Escalations, RasaDelivery
+from bot.line_messaging import LineClient, LineConfig
+from bot.rasa_client import RasaClient
+from bot.settings import Settings
+
+SECRET = "test-channel-secret"
+
+
+class FakeLineApi(BaseHTTPRequestHandler):
+    calls: ClassVar[list[tuple[str, dict]]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        FakeLineApi.calls.append((self.path, json.loads(body or b"{}")))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"sentMessages": [{"id": "1", "quoteToken": "q"}]}')
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def line_api():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLineApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    FakeLineApi.calls = []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture()
+def client(stack, line_api, monkeypatch):
+    monkeypatch.setenv("LINE_CHANNEL_SECRET", SECRET)
+    monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", "test-token")
+    monkeypatch.setenv("LINE_API_BASE", line_api)
+    monkeypatch.setenv("CONCIERGE_RASA_URL", stack.rasa_url)
+    from web import create_app
+
+    return create_app().test_client()
+
+
+def signed(events: list[dict]) -> tuple[bytes, dict]:
+    body = json.dumps({"destination": "Uxxxxxxxx", "events": events}, ensure_ascii=False).encode()
+    signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    return body, {"X-Line-Signature": signature, "Content-Type": "application/json"}
+
+
+def event(kind: str, user: str, **extra) -> dict:
+    return {
+        "type": kind,
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": uuid.uuid4().hex,
+        "deliveryContext": {"isRedelivery": False},
+        "replyToken": uuid.uuid4().hex,
+        **extra,
+    }
+
+
+def text_event(user: str, text: str) -> dict:
+    return event("message", user, message={"type": "text", "id": "1", "text": text, "quoteToken": "q"})
+
+
+def test_text_message_gets_text_quick_replies_and_flex_card(client):
+    user = f"U{uuid.uuid4().hex}"
+    body, headers = signed([text_event(user, "住民票の写しがほしい")])
+    assert client.post("/line/callback", data=body, headers=headers).status_code == 200
+    ((path, payload),) = FakeLineApi.calls
+    assert path == "/v2/bot/message/reply"
+    kinds = [m["type"] for m in payload["messages"]]
+    assert kinds[0] == "text" and "flex" in kinds and len(kinds) <= 5
+    assert "区民課" in payload["messages"][0]["text"]
+    quick = payload["messages"][-1]["quickReply"]["items"]
+    assert {i["action"]["label"] for i in quick} >= {"中原区", "麻生区"}
+    flex = next(m for m in payload["messages"] if m["type"] == "flex")
+    assert flex["contents"]["type"] == "bubble"
+
+
+def test_forged_or_missing_signature_is_rejected_and_nothing_stored(client, stack):
+    user = f"U{uuid.uuid4().hex}"
+    body, headers = signed([text_event(user, "住民票の写しがほしい")])
+    forged = {**headers, "X-Line-Signature": base64.b64encode(b"x" * 32).decode()}
+    assert client.post("/line/callback", data=body, headers=forged).status_code == 400
+    assert (
+        client.post("/line/callback", data=body, headers={"Content-Type": "application/json"}).status_code
+        == 400
+    )
+    assert FakeLineApi.calls == []
+    events = RasaClient(stack.rasa_url).tracker(user)["events"]
+    assert not [e for e in events if e["event"] == "user"]
+
+
+def test_follow_sticker_and_unfollow(client, stack):
+    user = f"U{uuid.uuid4().hex}"
+    body, headers = signed([event("follow", user, follow={"isUnblocked": False})])
+    client.post("/line/callback", data=body, headers=headers)
+    assert any(e["event"] == "user" for e in RasaClient(stack.rasa_url).tracker(user)["events"])
+    assert "コンシェルジュ" in FakeLineApi.calls[-1][1]["messages"][0]["text"]
+    sticker = event(
+        "message",
+        user,
+        message={
+            "type": "sticker",
+            "id": "2",
+            "packageId": "1",
+            "stickerId": "1",
+            "stickerResourceType": "STATIC",
+            "quoteToken": "q",
+        },
+    )
+    body, headers = signed([sticker])
+    client.post("/line/callback", data=body, headers=headers)
+    assert "文字でご質問ください" in FakeLineApi.calls[-1][1]["messages"][0]["text"]
+    unfollow = event("unfollow", user)
+    unfollow.pop("replyToken")
+    body, headers = signed([unfollow])
+    assert client.post("/line/callback", data=body, headers=headers).status_code == 200
+    rasa = RasaClient(stack.rasa_url)
+    assert any(e["event"] == "user" for e in rasa.tracker(user)["events"]) is False  # state dropped
+
+
+def test_staff_reply_to_a_line_ticket_is_pushed(client, line_api):
+    user = f"U{uuid.uuid4().hex}"
+    for text in ("高津区に住んでいます", "職員と話したい"):
+        body, headers = signed([text_event(user, text)])
+        client.post("/line/callback", data=body, headers=headers)
+    assert "受付番号" in FakeLineApi.calls[-1][1]["messages"][0]["text"]
+    settings = Settings()
+    rasa = RasaDelivery(settings.rasa_base_url)
+    line = LineClient(LineConfig(SECRET, "test-token", line_api))
+    escalations = Escalations(settings.database_url, ChannelDelivery(rasa, line))
+    ticket = escalations.open_ticket_of(user)
+    assert ticket and ticket["channel"] == "line"
+    escalations.reply(ticket["id"], "高津区役所の担当です。ご用件を伺います。")
+    path, payload = FakeLineApi.calls[-1]
+    assert path == "/v2/bot/message/push" and payload["to"] == user
+    assert payload["messages"][0]["text"] == "高津区役所の担当です。ご用件を伺います。"

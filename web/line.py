@@ -1,0 +1,74 @@
+"""LINE channel: the Messaging API webhook at /line/callback (line-bot-sdk v3).
+
+Every request's X-Line-Signature is verified with the channel secret first; a missing or forged
+signature gets 400 and nothing is processed or stored. Text and postbacks go to Rasa with the
+LINE user id as sender; replies use the reply token (text, quick replies, a Flex office card).
+"""
+
+from __future__ import annotations
+
+import requests
+from flask import Blueprint, abort, current_app, request
+from linebot.v3 import WebhookParser
+from linebot.v3.exceptions import InvalidSignatureError
+from linebot.v3.messaging import TextMessage
+from linebot.v3.webhooks import (
+    FollowEvent,
+    MessageEvent,
+    PostbackEvent,
+    TextMessageContent,
+    UnfollowEvent,
+)
+
+from bot.line_messaging import LineClient, LineConfig, to_line_messages
+from bot.phrases import BOT_DOWN, NOT_TEXT
+from bot.rasa_client import RasaClient
+
+
+def create_blueprint(config: LineConfig) -> Blueprint:
+    bp = Blueprint("line", __name__, url_prefix="/line")
+    parser = WebhookParser(config.channel_secret)
+    line = LineClient(config)
+
+    def rasa() -> RasaClient:
+        return RasaClient(current_app.config["RASA_URL"], timeout=current_app.config["REQUEST_TIMEOUT"])
+
+    def answer(user_id: str, text: str) -> list:
+        try:
+            return to_line_messages(rasa().send(user_id, text, "line"))
+        except requests.RequestException:
+            return [TextMessage(text=BOT_DOWN)]
+
+    @bp.post("/callback")
+    def callback():
+        signature = request.headers.get("X-Line-Signature", "")
+        body = request.get_data(as_text=True)
+        try:
+            events = parser.parse(body, signature)
+        except (InvalidSignatureError, ValueError):
+            abort(400)
+        for event in events:
+            user_id = getattr(event.source, "user_id", None)
+            if not user_id:
+                continue
+            if isinstance(event, UnfollowEvent):  # the resident blocked the bot: forget the conversation
+                try:
+                    rasa().append_events(user_id, [{"event": "restart"}])
+                except requests.RequestException:
+                    current_app.logger.warning("could not reset the LINE conversation")
+                continue
+            if isinstance(event, FollowEvent):
+                messages = answer(user_id, "/greet")
+            elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
+                messages = answer(user_id, event.message.text)
+            elif isinstance(event, PostbackEvent):
+                messages = answer(user_id, event.postback.data)
+            elif isinstance(event, MessageEvent):
+                messages = [TextMessage(text=NOT_TEXT)]
+            else:
+                continue
+            if messages and getattr(event, "reply_token", None):
+                line.reply(event.reply_token, messages)
+        return "OK"
+
+    return bp

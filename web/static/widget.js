@@ -1,0 +1,205 @@
+/* 区役所コンシェルジュ — chat widget. One line embeds it:
+ *   <script src="https://HOST/widget.js" data-ward="中原区" defer></script>
+ * Plain JS, no dependencies. Every piece of text is inserted as text, never as HTML. */
+(() => {
+  "use strict";
+  const script = document.currentScript;
+  const BASE = new URL(script.src, location.href).origin;
+  const PAGE_WARD = script.dataset.ward || "";
+  const KEY = "kawasaki-concierge-v1";
+  const TIMEOUT_MS = 20000;
+  const POLL_MS = 5000;
+  const MAX_LOG = 100;
+  const WARDS = ["川崎区", "幸区", "中原区", "高津区", "宮前区", "多摩区", "麻生区"];
+  const STARTERS = [
+    ...WARDS.map((w) => ({ title: w, payload: `/inform_ward{"ward": "${w}"}` })),
+    { title: "担当者と話したい", payload: "/request_human" },
+  ];
+
+  const randomId = () =>
+    (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2))
+      .replace(/[^A-Za-z0-9-]/g, "");
+  const load = () => {
+    try { return JSON.parse(localStorage.getItem(KEY)) || null; } catch { return null; }
+  };
+  const state = load() || { sender: randomId(), log: [], staffAfter: 0, open: false, wardSent: false };
+  const save = () => { try { localStorage.setItem(KEY, JSON.stringify(state)); } catch { /* private mode */ } };
+
+  const el = (tag, attrs = {}, text) => {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const safeUrl = (url) => {
+    try { const u = new URL(url); return u.protocol === "https:" || u.protocol === "http:" ? u.href : null; }
+    catch { return null; }
+  };
+
+  const css = el("link", { rel: "stylesheet", href: `${BASE}/widget.css` });
+  document.head.append(css);
+  const root = el("div", { class: "kc-root", lang: "ja" });
+  const launcher = el("button", { class: "kc-launcher", type: "button", "aria-expanded": "false",
+                                  "aria-controls": "kc-panel" }, "区役所コンシェルジュ");
+  const panel = el("section", { class: "kc-panel", id: "kc-panel", role: "dialog", "aria-label": "区役所コンシェルジュ",
+                                hidden: "" });
+  const head = el("div", { class: "kc-head" });
+  head.append(el("h2", { class: "kc-title" }, "区役所コンシェルジュ"));
+  const close = el("button", { class: "kc-close", type: "button", "aria-label": "閉じる" }, "×");
+  head.append(close);
+  const log = el("div", { class: "kc-log", role: "log", "aria-live": "polite", "aria-relevant": "additions" });
+  const typing = el("p", { class: "kc-typing", hidden: "" }, "入力中…");
+  const quick = el("div", { class: "kc-quick", role: "group", "aria-label": "よく使う返答" });
+  const form = el("form", { class: "kc-form" });
+  const label = el("label", { for: "kc-input", class: "kc-visually-hidden" }, "質問を入力");
+  const input = el("input", { id: "kc-input", class: "kc-input", type: "text", autocomplete: "off",
+                              maxlength: "2000", placeholder: "例: 住民票はどこで取れる？" });
+  const sendButton = el("button", { class: "kc-send", type: "submit" }, "送信");
+  form.append(label, input, sendButton);
+  panel.append(head, log, typing, quick, form);
+  root.append(launcher, panel);
+  document.body.append(root);
+
+  function renderCard(card) {
+    const box = el("div", { class: "kc-card" });
+    box.append(el("p", { class: "kc-card-office" }, card.office || card.counter || ""));
+    const dl = el("dl");
+    const row = (term, value) => {
+      if (!value || (Array.isArray(value) && !value.length)) return;
+      dl.append(el("dt", {}, term), el("dd", {}, Array.isArray(value) ? value.join(" ／ ") : value));
+    };
+    row("窓口", card.counter);
+    row("区", card.ward);
+    row("住所", card.address);
+    row("受付時間", card.hours);
+    row("持ち物", card.bring);
+    box.append(dl);
+    const links = el("p", { class: "kc-card-links" });
+    const mapUrl = card.map_url && safeUrl(card.map_url);
+    if (mapUrl) links.append(el("a", { href: mapUrl, target: "_blank", rel: "noopener" }, "地図を開く"));
+    const src = card.source && card.source.url && safeUrl(card.source.url);
+    if (src) links.append(el("a", { href: src, target: "_blank", rel: "noopener" }, "出典"));
+    if (links.childNodes.length) box.append(links);
+    return box;
+  }
+
+  function renderEntry(entry) {
+    const item = el("div", { class: `kc-msg kc-${entry.who}` });
+    const who = { user: "あなた", bot: "コンシェルジュ", staff: "職員" }[entry.who] || "";
+    item.append(el("span", { class: "kc-visually-hidden" }, `${who}: `));
+    item.append(el("p", { class: "kc-text" }, entry.text || ""));
+    if (entry.card) item.append(renderCard(entry.card));
+    if (entry.retry) {
+      const again = el("button", { type: "button", class: "kc-retry" }, "もう一度送る");
+      again.addEventListener("click", () => send(entry.retry, entry.retryLabel));
+      item.append(again);
+    }
+    log.append(item);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function setQuickReplies(buttons) {
+    quick.replaceChildren();
+    for (const b of (buttons || []).slice(0, 13)) {
+      const button = el("button", { type: "button", class: "kc-chip" }, b.title);
+      button.addEventListener("click", () => send(b.payload, b.title));
+      quick.append(button);
+    }
+  }
+
+  function add(entry) {
+    state.log.push(entry);
+    state.log = state.log.slice(-MAX_LOG);
+    save();
+    renderEntry(entry);
+  }
+
+  async function api(path, body) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+    try {
+      const resp = await fetch(`${BASE}${path}`, {
+        method: body ? "POST" : "GET",
+        headers: body ? { "Content-Type": "application/json" } : {},
+        body: body ? JSON.stringify(body) : undefined,
+        signal: controller.signal,
+      });
+      const data = await resp.json();
+      if (!resp.ok) throw new Error(data.error || String(resp.status));
+      return data;
+    } finally { clearTimeout(timer); }
+  }
+
+  async function send(message, shown) {
+    if (!message.trim()) { input.focus(); return; }
+    add({ who: "user", text: shown || message });
+    setQuickReplies([]);
+    typing.hidden = false;
+    sendButton.disabled = true;
+    try {
+      const data = await api("/api/message", { sender: state.sender, message });
+      let last = null;
+      let buttons = [];
+      for (const m of data.messages || []) {
+        if (m.text) { last = { who: "bot", text: m.text }; add(last); }
+        if (m.buttons) buttons = m.buttons;
+        if (m.custom && m.custom.card && last) { last.card = m.custom.card; save(); log.lastChild.append(renderCard(m.custom.card)); }
+      }
+      setQuickReplies(buttons);
+    } catch {
+      add({ who: "bot", text: "通信できませんでした。時間をおいてもう一度お試しください。", retry: message, retryLabel: shown });
+    } finally {
+      typing.hidden = true;
+      sendButton.disabled = false;
+    }
+  }
+
+  async function pollStaff() {
+    if (!state.open) return;
+    try {
+      const data = await api(`/api/messages?sender=${encodeURIComponent(state.sender)}&after=${state.staffAfter}`);
+      for (const m of data.messages || []) {
+        state.staffAfter = Math.max(state.staffAfter, m.timestamp);
+        add({ who: "staff", text: m.text });
+      }
+    } catch { /* the next poll tries again */ }
+  }
+
+  async function openPanel() {
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    state.open = true;
+    save();
+    if (!state.log.length) {
+      add({ who: "bot", text: "こんにちは。川崎市の区役所コンシェルジュです。手続きの窓口・受付時間・持ち物をご案内します。お住まいの区を選ぶか、ご質問を入力してください。" });
+      setQuickReplies(STARTERS);
+    }
+    if (PAGE_WARD && !state.wardSent) {
+      try { await api("/api/session", { sender: state.sender, ward: PAGE_WARD }); state.wardSent = true; save(); }
+      catch { /* the resident can still name the ward */ }
+    }
+    input.focus();
+  }
+
+  function closePanel() {
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    state.open = false;
+    save();
+    launcher.focus();
+  }
+
+  launcher.addEventListener("click", () => (panel.hidden ? openPanel() : closePanel()));
+  close.addEventListener("click", closePanel);
+  panel.addEventListener("keydown", (e) => { if (e.key === "Escape") closePanel(); });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value;
+    input.value = "";
+    send(text);
+  });
+
+  for (const entry of state.log) renderEntry(entry);
+  if (state.open) openPanel();
+  setInterval(pollStaff, POLL_MS);
+})();
