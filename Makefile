@@ -14,7 +14,7 @@ NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/nl
 MODEL := models/concierge.tar.gz
 INDEX := var/index/manifest.json
 
-.PHONY: install run test train index lint lock clean bench eval
+.PHONY: install run test train index lint lock clean bench eval browser-deps
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed
 
@@ -50,7 +50,13 @@ $(MODEL): $(RASA_VENV)/.installed $(VENV)/.installed $(NLU_INPUTS)
 run: install $(INDEX) $(MODEL)
 	$(VENV)/bin/concierge run
 
-test: install $(INDEX) $(MODEL)
+# The browser tests use Debian's Chromium and ChromeDriver, and Japanese fonts (no browser downloads).
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list | grep -q "Noto Sans CJK" \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	         chromium chromium-driver fonts-noto-cjk >/dev/null; }
+
+test: install browser-deps $(INDEX) $(MODEL)
 	$(VENV)/bin/ruff check bot actions web tests bench
 	$(VENV)/bin/pytest
 

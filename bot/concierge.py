@@ -62,6 +62,8 @@ class Concierge:
 
     def says_more_than_place(self, text: str) -> bool:
         """Whether a message that names a place also asks something (content words remain)."""
+        if text.startswith("/"):  # a button's payload (/inform_ward{...}) says nothing more
+            return False
         rest = self.gazetteer.strip_places(text)
         words = [t for t in default_analyzer().content_terms(rest) if t not in RESIDENCE_WORDS]
         return len(words) > 0

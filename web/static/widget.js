@@ -143,7 +143,12 @@
       for (const m of data.messages || []) {
         if (m.text) { last = { who: "bot", text: m.text }; add(last); }
         if (m.buttons) buttons = m.buttons;
-        if (m.custom && m.custom.card && last) { last.card = m.custom.card; save(); log.lastChild.append(renderCard(m.custom.card)); }
+        if (m.custom && m.custom.card && last) {
+          last.card = m.custom.card;
+          save();
+          log.lastChild.append(renderCard(m.custom.card));
+          log.scrollTop = log.scrollHeight;
+        }
       }
       setQuickReplies(buttons);
     } catch {

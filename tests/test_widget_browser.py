@@ -1,0 +1,134 @@
+"""The chat widget in a real browser (Debian's Chromium driven by Selenium; nothing downloaded)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import threading
+import time
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+from werkzeug.serving import make_server
+
+from bot.settings import ROOT
+
+ARTIFACTS = ROOT / "var" / "test-artifacts"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def web_url(stack):
+    os.environ["CONCIERGE_RASA_URL"] = stack.rasa_url
+    from web import create_app
+
+    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.fail("Debian's chromium and chromium-driver are needed (`make test` installs them)")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium must not try to download a browser or driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=360,740",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _open_panel(driver) -> None:
+    wait = WebDriverWait(driver, 30)
+    launcher = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".kc-launcher")))
+    if launcher.get_attribute("aria-expanded") != "true":
+        launcher.click()
+    wait.until(ec.element_to_be_clickable((By.ID, "kc-input")))
+
+
+def _bot_messages(driver):
+    return driver.find_elements(By.CSS_SELECTOR, ".kc-msg.kc-bot")
+
+
+def _ask(driver, text: str) -> float:
+    """Type, send, and wait for the answer; seconds from send to answer."""
+    before = len(_bot_messages(driver))
+    WebDriverWait(driver, 30).until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".kc-send")))
+    box = driver.find_element(By.ID, "kc-input")
+    box.clear()
+    box.send_keys(text)
+    started = time.perf_counter()
+    driver.find_element(By.CSS_SELECTOR, ".kc-send").click()
+    WebDriverWait(driver, 30, poll_frequency=0.02).until(lambda d: len(_bot_messages(d)) > before)
+    return time.perf_counter() - started
+
+
+def test_widget_answers_with_an_office_card_and_keeps_history(browser, web_url):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(web_url + "/")
+    browser.execute_script("localStorage.clear()")
+    browser.get(web_url + "/")
+    wait = WebDriverWait(browser, 30)
+    _open_panel(browser)
+    chip = wait.until(
+        ec.element_to_be_clickable((By.XPATH, "//button[@class='kc-chip' and text()='麻生区']"))
+    )
+    chip.click()
+    wait.until(lambda d: "麻生区役所" in _bot_messages(d)[-1].text)
+    _ask(browser, "住民票の写しがほしい")
+    card = wait.until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-bot:last-child .kc-card"))
+    )
+    assert "麻生区役所" in card.text and "区民課" in card.text
+    browser.save_screenshot(str(ARTIFACTS / "widget-answer.png"))
+
+    browser.refresh()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".kc-msg")) >= 5)
+    assert "区民課" in browser.find_elements(By.CSS_SELECTOR, ".kc-card")[-1].text
+
+
+def test_html_in_a_question_is_shown_as_text(browser, web_url):
+    browser.get(web_url + "/")
+    wait = WebDriverWait(browser, 30)
+    _open_panel(browser)
+    attack = '<img src=x onerror="window.__xss=1">住民票'
+    _ask(browser, attack)
+    users = browser.find_elements(By.CSS_SELECTOR, ".kc-msg.kc-user .kc-text")
+    assert users[-1].text == attack
+    assert browser.execute_script("return window.__xss === undefined")
+    assert not browser.find_elements(By.CSS_SELECTOR, ".kc-log img")
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".kc-typing").get_attribute("hidden") is not None)
+
+
+def test_send_to_answer_time_in_the_browser(browser, web_url):
+    browser.get(web_url + "/")
+    _open_panel(browser)
+    times = [
+        _ask(browser, q) for q in ("国保 加入", "印鑑登録したい", "保育園の申し込み", "犬の登録", "戸籍謄本")
+    ]
+    p50 = statistics.median(times) * 1000
+    (ARTIFACTS / "widget-timing.txt").write_text(
+        f"send→answer p50 {p50:.0f} ms over {len(times)} questions\n"
+    )
+    print(f"widget send→answer p50 {p50:.0f} ms")
+    assert all(t < 30 for t in times)
