@@ -132,3 +132,29 @@ def test_send_to_answer_time_in_the_browser(browser, web_url):
     )
     print(f"widget send→answer p50 {p50:.0f} ms")
     assert all(t < 30 for t in times)
+
+
+def test_a_staff_reply_appears_in_the_open_widget(browser, web_url):
+    from bot.escalation import Escalations, RasaDelivery
+    from bot.settings import Settings
+
+    browser.get(web_url + "/")
+    browser.execute_script("localStorage.clear()")
+    browser.get(web_url + "/")
+    _open_panel(browser)
+    _ask(browser, "高津区に住んでいます")
+    _ask(browser, "職員と話したい")
+    assert "受付番号" in _bot_messages(browser)[-1].text
+    sender = "web-" + browser.execute_script(
+        "return JSON.parse(localStorage.getItem('kawasaki-concierge-v1')).sender"
+    )
+    settings = Settings()
+    escalations = Escalations(settings.database_url, RasaDelivery(settings.rasa_base_url))
+    ticket = escalations.open_ticket_of(sender)
+    assert ticket is not None and ticket["channel"] == "widget"
+    escalations.reply(ticket["id"], "高津区役所の担当です。お話を伺います。")
+    staff = WebDriverWait(browser, 20).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-staff"))
+    )
+    assert "高津区役所の担当です" in staff.text
+    browser.save_screenshot(str(ARTIFACTS / "widget-staff-reply.png"))
