@@ -10,6 +10,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import intent_of, offer_handoff, resident_ward, send, sensitive_answer
+from actions.ward import set_ward
 from bot.concierge import Concierge, get_concierge
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ class ActionAnswer(Action):
             dispatcher.utter_message(response="utter_empty")
             return []
         ward = resident_ward(concierge, tracker)
+        place = concierge.find_place(text)
+        if place and not concierge.says_more_than_place(text):  # 「幸区」 alone, whatever NLU thought
+            return set_ward(concierge, dispatcher, tracker, place.ward)
         topic = concierge.sensitive_topic(text)
         if topic:
             answer = sensitive_answer(topic)

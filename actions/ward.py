@@ -5,13 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.answer import ActionAnswer
 from actions.common import hand_off, resident_ward, send
 from bot.answer import ward_buttons
-from bot.concierge import get_concierge
+from bot.concierge import Concierge, get_concierge
+
+
+def set_ward(
+    concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tracker, ward: str
+) -> list[EventType]:
+    """The resident told us only where they live: finish what was waiting for the ward."""
+    if tracker.get_slot("handoff_pending"):
+        return [
+            SlotSet("ward", ward),
+            *hand_off(concierge, dispatcher, tracker, ward, tracker.get_slot("handoff_pending")),
+        ]
+    pending = tracker.get_slot("last_question")
+    if pending:
+        send(dispatcher, concierge.answer(pending, ward))
+        return [SlotSet("ward", ward), SlotSet("last_question", None)]
+    office = concierge.kb.ward_office(ward)
+    place = f"{office.name}（{office.address}）" if office else f"{ward}の区役所"
+    dispatcher.utter_message(
+        text=f"{ward}ですね。{place}をご案内します。ご用件（例:「住民票がほしい」）をどうぞ。"
+    )
+    return [SlotSet("ward", ward)]
 
 
 class ActionSetWard(Action):
@@ -27,21 +47,9 @@ class ActionSetWard(Action):
                 buttons=ward_buttons(),
             )
             return []
-        if tracker.get_slot("handoff_pending"):
-            return [
-                SlotSet("ward", ward),
-                *hand_off(concierge, dispatcher, tracker, ward, tracker.get_slot("handoff_pending")),
-            ]
         text = tracker.latest_message.get("text") or ""
         if concierge.says_more_than_place(text):  # 「多摩区に住んでいます。空き家が…」: answer it too
+            from actions.answer import ActionAnswer
+
             return [SlotSet("ward", ward), *ActionAnswer().run(dispatcher, tracker, domain)]
-        pending = tracker.get_slot("last_question")
-        if pending:
-            send(dispatcher, concierge.answer(pending, ward))
-            return [SlotSet("ward", ward), SlotSet("last_question", None)]
-        office = concierge.kb.ward_office(ward)
-        place = f"{office.name}（{office.address}）" if office else f"{ward}の区役所"
-        dispatcher.utter_message(
-            text=f"{ward}ですね。{place}をご案内します。ご用件（例:「住民票がほしい」）をどうぞ。"
-        )
-        return [SlotSet("ward", ward)]
+        return set_ward(concierge, dispatcher, tracker, ward)

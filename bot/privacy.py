@@ -63,6 +63,10 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# GiNZA sometimes takes 幸区 or 高津区 for a person; names never end like places do.
+PLACE_SUFFIXES = ("区", "市", "町", "村", "駅", "丁目")
+
+
 @functools.lru_cache(maxsize=1)
 def _ginza():
     """The GiNZA pipeline, or None where it is not installed (the Rasa environment)."""
@@ -80,7 +84,11 @@ def _mask_names(text: str) -> str:
     if nlp is None or not text.strip():
         return text
     doc = nlp(text[:5000])
-    spans = [(e.start_char, e.end_char) for e in doc.ents if e.label_ == "Person"]
+    spans = [
+        (e.start_char, e.end_char)
+        for e in doc.ents
+        if e.label_ == "Person" and not e.text.endswith(PLACE_SUFFIXES)
+    ]
     for start, end in sorted(spans, reverse=True):
         if "[" in text[start:end]:
             continue
