@@ -175,13 +175,14 @@
     launcher.setAttribute("aria-expanded", "true");
     state.open = true;
     save();
+    if (PAGE_WARD && !state.wardSent) {
+      // before the first message, so a ward the resident picks afterwards is not overwritten
+      try { await api("/api/session", { sender: state.sender, ward: PAGE_WARD }); state.wardSent = true; save(); }
+      catch { /* the resident can still name the ward */ }
+    }
     if (!state.log.length) {
       add({ who: "bot", text: "こんにちは。川崎市の区役所コンシェルジュです。手続きの窓口・受付時間・持ち物をご案内します。お住まいの区を選ぶか、ご質問を入力してください。" });
       setQuickReplies(STARTERS);
-    }
-    if (PAGE_WARD && !state.wardSent) {
-      try { await api("/api/session", { sender: state.sender, ward: PAGE_WARD }); state.wardSent = true; save(); }
-      catch { /* the resident can still name the ward */ }
     }
     input.focus();
   }
