@@ -64,6 +64,7 @@ def _open_panel(driver) -> None:
     if launcher.get_attribute("aria-expanded") != "true":
         launcher.click()
     wait.until(ec.element_to_be_clickable((By.ID, "kc-input")))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".kc-msg"))  # greeting or restored history
 
 
 def _bot_messages(driver):
