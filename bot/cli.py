@@ -221,6 +221,23 @@ def cmd_regional_issues(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    """Create staff console accounts (the first admin too)."""
+    import getpass
+    import os
+
+    from bot.staff import StaffError, add_user
+
+    password = args.password or os.environ.get("CONCIERGE_STAFF_PASSWORD") or getpass.getpass("password: ")
+    try:
+        user_id = add_user(get_settings().database_url, args.name, args.role, password, args.ward or [])
+    except StaffError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"created {args.role} {args.name} (#{user_id})")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
     from bot.line_messaging import LineConfig
@@ -261,6 +278,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  Rasa server (REST + HTTP API): {stack.rasa_url}/webhooks/rest/webhook")
         print(f"  action server:                 http://{settings.host}:{settings.actions_port}/webhook")
         print(f"  web app:                       http://{settings.host}:{settings.web_port}/")
+        print(f"  staff console:                 http://{settings.host}:{settings.web_port}/staff/")
+        print("    first admin: .venv/bin/concierge staff add-user NAME --role admin")
         print(f"  logs:                          {stack.log_dir}/")
         if LineConfig.from_env():
             print(
@@ -282,7 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
+    from bot.storage.models import ISSUE_STATUSES, STAFF_ROLES, TICKET_STATUSES
 
     parser = argparse.ArgumentParser(prog="concierge", description="Kawasaki ward-office concierge")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -332,6 +351,14 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("status_value", choices=ISSUE_STATUSES)
     status.add_argument("--entry", help="the knowledge entry that now answers it")
     reg.set_defaults(func=cmd_regional_issues)
+    staff = sub.add_parser("staff", help="staff console accounts")
+    staff_sub = staff.add_subparsers(dest="action", required=True)
+    add = staff_sub.add_parser("add-user", help="create a user (asks for the password)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=STAFF_ROLES)
+    add.add_argument("--ward", action="append", help="a ward this ward_staff user serves (repeatable)")
+    add.add_argument("--password", help="for scripts; otherwise asked, or CONCIERGE_STAFF_PASSWORD")
+    staff.set_defaults(func=cmd_staff)
     run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
     run.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)

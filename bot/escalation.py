@@ -117,7 +117,11 @@ class Escalations:
         """Create and commit a ticket with the masked transcript; returns its number."""
         with session_scope(self.db_url) as session:
             ticket = Ticket(ward=ward, department=department, reason=reason, channel=channel, sender=sender)
-            ticket.messages = [TicketMessage(author=author, text=mask(text)) for author, text in transcript]
+            # residents' lines are masked; the bot's own lines hold no personal data
+            ticket.messages = [
+                TicketMessage(author=author, text=mask(text) if author == "resident" else text)
+                for author, text in transcript
+            ]
             session.add(ticket)
             session.flush()
             return ticket.id

@@ -87,7 +87,9 @@ def _mask_names(text: str) -> str:
     spans = [
         (e.start_char, e.end_char)
         for e in doc.ents
-        if e.label_ == "Person" and not e.text.endswith(PLACE_SUFFIXES)
+        if e.label_ == "Person"
+        and not e.text.endswith(PLACE_SUFFIXES)
+        and not (e.text.isascii() and e.text.islower())  # "script", "div": words, not names
     ]
     for start, end in sorted(spans, reverse=True):
         if "[" in text[start:end]:

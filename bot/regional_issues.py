@@ -8,6 +8,7 @@ new issue. An issue's label is its most frequent nouns, so staff see the topic a
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,35 @@ class RegionalIssues:
             if status:
                 query = query.where(RegionalIssue.status == status)
             return [issue_dict(i) for i in session.scalars(query)]
+
+    def weekly_counts(self, wards: list[str], weeks: int = 8) -> dict[str, list[int]]:
+        """Unanswered questions per ward per week, oldest week first (for the trend chart)."""
+        now = utcnow()
+        start = now - timedelta(weeks=weeks)
+        counts = {w: [0] * weeks for w in wards}
+        with session_scope(self.db_url) as session:
+            rows = session.execute(
+                select(UnresolvedQuestion.ward, UnresolvedQuestion.created_at).where(
+                    UnresolvedQuestion.created_at >= start, UnresolvedQuestion.ward.in_(wards)
+                )
+            )
+            for ward, created in rows:
+                created = created if created.tzinfo else created.replace(tzinfo=now.tzinfo)
+                index = min(weeks - 1, int((created - start).total_seconds() // (7 * 86400)))
+                counts[ward][index] += 1
+        return counts
+
+    def get(self, issue_id: int) -> dict:
+        with session_scope(self.db_url) as session:
+            issue = session.get(RegionalIssue, issue_id)
+            if issue is None:
+                raise KeyError(issue_id)
+            data = issue_dict(issue, examples=False)
+            data["examples"] = [
+                {"text": q.text, "at": q.created_at.isoformat(), "score": round(q.score, 2)}
+                for q in issue.questions
+            ]
+            return data
 
     def set_status(self, issue_id: int, status: str, knowledge_entry: str | None = None) -> None:
         if status not in ISSUE_STATUSES:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings
+from bot.settings import ROOT, Settings
 
 SMALL_KNOWLEDGE = Path(__file__).parent / "data" / "knowledge"
 
@@ -67,6 +67,14 @@ def stack(pg_database, tmp_path_factory):
     store and the concierge database on PostgreSQL, and logs in a fresh folder."""
     from bot.services import running_stack
 
+    # knowledge and index are copies, so the console's knowledge editing test edits no repo file
+    work = tmp_path_factory.mktemp("concierge")
+    shutil.copytree(ROOT / "knowledge", work / "knowledge")
+    shutil.copytree(ROOT / "var" / "index", work / "var" / "index")
+    if (ROOT / "var" / "cache").exists():
+        shutil.copytree(ROOT / "var" / "cache", work / "var" / "cache")
+    os.environ["CONCIERGE_KNOWLEDGE"] = str(work / "knowledge")
+    os.environ["CONCIERGE_VAR"] = str(work / "var")
     os.environ["CONCIERGE_DB_URL"] = pg_database.replace("postgresql://", "postgresql+psycopg://")
     os.environ["CONCIERGE_TRACKER_DB_URL"] = pg_database
     settings = Settings()
@@ -75,6 +83,52 @@ def stack(pg_database, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("logs")
     with running_stack(settings, log_dir=log_dir) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def web_url(stack):
+    """The Flask app (widget, staff console) on a free port, talking to the test Rasa server."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    os.environ["CONCIERGE_RASA_URL"] = stack.rasa_url
+    from web import create_app
+
+    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Debian's Chromium through Selenium (nothing downloaded)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        pytest.fail("Debian's chromium and chromium-driver are needed (`make test` installs them)")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium must not try to download a browser or driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=360,740",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture()

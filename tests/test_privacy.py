@@ -43,6 +43,7 @@ def test_each_form_is_masked_with_its_kind(kind, raw):
         "住民票がほしい",
         "幸区",
         "高津区です",
+        "<script>alert(1)</script>",
         "平成28年1月から",
         "2016年2月",
         "午後5時まで",

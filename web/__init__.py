@@ -1,11 +1,30 @@
-"""Flask app factory: one blueprint per audience (residents' widget now; LINE and staff later)."""
+"""Flask app factory: one blueprint per audience — residents' widget, LINE, staff console."""
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
+
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
 from bot.line_messaging import LineConfig
-from bot.settings import get_settings
+from bot.settings import Settings, get_settings
+
+csrf = CSRFProtect()
+
+
+def _secret_key(settings: Settings) -> str:
+    """From CONCIERGE_SECRET_KEY, else one generated once and kept under var/ (sessions survive restarts)."""
+    if os.environ.get("CONCIERGE_SECRET_KEY"):
+        return os.environ["CONCIERGE_SECRET_KEY"]
+    path = Path(settings.var_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def create_app() -> Flask:
@@ -16,14 +35,28 @@ def create_app() -> Flask:
         REQUEST_TIMEOUT=settings.request_timeout_s,
         MAX_CONTENT_LENGTH=64 * 1024,
         MAX_MESSAGE_CHARS=settings.max_message_chars,
+        SECRET_KEY=_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("CONCIERGE_SECURE_COOKIES") == "1",  # behind HTTPS
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
     )
+    csrf.init_app(app)
+    from web.staff import bp as staff_bp
+    from web.staff import login_manager
     from web.widget import bp as widget_bp
 
+    login_manager.init_app(app)
+    csrf.exempt(widget_bp)  # JSON API for pages elsewhere; no cookies, so nothing to forge
     app.register_blueprint(widget_bp)
+    app.register_blueprint(staff_bp)
     line_config = LineConfig.from_env()
     if line_config:
         from web.line import create_blueprint
 
-        app.register_blueprint(create_blueprint(line_config))
+        line_bp = create_blueprint(line_config)
+        csrf.exempt(line_bp)  # LINE signs its requests; the signature is checked instead
+        app.register_blueprint(line_bp)
     app.config["LINE_ENABLED"] = line_config is not None
     return app

@@ -88,3 +88,36 @@ class UnresolvedQuestion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     issue_id: Mapped[int | None] = mapped_column(ForeignKey("regional_issues.id"), index=True)
     issue: Mapped[RegionalIssue | None] = relationship(back_populates="questions")
+
+
+STAFF_ROLES = ("ward_staff", "editor", "admin")
+
+
+class StaffUser(Base):
+    """A person who works in the staff console. Passwords are stored hashed (werkzeug scrypt)."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    wards: Mapped[str] = mapped_column(String(128), default="")  # comma-separated, for ward_staff
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def ward_list(self) -> list[str]:
+        return [w for w in self.wards.split(",") if w]
+
+
+class AuditEntry(Base):
+    """Who did what in the console, and when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,150 @@
+"""The staff console in a real browser, plus the security checks a browser cannot see."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+import requests
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from bot.rasa_client import RasaClient
+from bot.settings import ROOT, Settings
+from bot.staff import add_user
+
+ARTIFACTS = ROOT / "var" / "test-artifacts"
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="module")
+def users(stack):
+    suffix = uuid.uuid4().hex[:6]
+    names = {"ward": f"nakahara-{suffix}", "editor": f"editor-{suffix}"}
+    db = Settings().database_url
+    add_user(db, names["ward"], "ward_staff", PASSWORD, ["中原区"])
+    add_user(db, names["editor"], "editor", PASSWORD)
+    return names
+
+
+def _say(stack, sender: str, text: str) -> list[dict]:
+    return RasaClient(stack.rasa_url).send(sender, text)
+
+
+def _login(browser, web_url: str, name: str) -> None:
+    browser.get(web_url + "/staff/logout")  # GET is not allowed: leaves any session as it is
+    browser.delete_all_cookies()
+    browser.get(web_url + "/staff/login")
+    browser.find_element(By.NAME, "name").send_keys(name)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    WebDriverWait(browser, 20).until(ec.url_contains("/staff/tickets"))
+
+
+def _requests_login(web_url: str, name: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(web_url + "/staff/login").text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    resp = session.post(
+        web_url + "/staff/login",
+        data={"csrf_token": token, "name": name, "password": PASSWORD},
+        allow_redirects=False,
+    )
+    assert resp.status_code == 302
+    return session
+
+
+def _ticket_of(stack, sender: str, ward: str, text: str) -> None:
+    _say(stack, sender, f"{ward}に住んでいます")
+    assert "受付番号" in "".join(m.get("text", "") for m in _say(stack, sender, text))
+
+
+def test_ward_staff_claims_and_answers_a_ticket_in_the_browser(browser, web_url, stack, users):
+    resident = f"console-{uuid.uuid4().hex[:6]}"
+    attack = "<script>window.__owned=1</script>職員と話したい"
+    _ticket_of(stack, resident, "中原区", attack)
+    browser.get(web_url + "/staff/tickets")
+    assert "/staff/login" in browser.current_url  # not logged in: sent to the login page
+    _login(browser, web_url, users["ward"])
+    link = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.PARTIAL_LINK_TEXT, "#")))
+    rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert all("幸区" not in r.text for r in rows)
+    ticket_links = [a.get_attribute("href") for a in browser.find_elements(By.PARTIAL_LINK_TEXT, "#")]
+    browser.get(ticket_links[-1])  # the newest is last (oldest first)
+    transcript = browser.find_element(By.TAG_NAME, "main").text
+    assert "<script>window.__owned=1</script>職員と話したい" in transcript
+    assert browser.execute_script("return window.__owned === undefined")
+    browser.find_element(By.XPATH, "//button[text()='担当する']").click()
+    box = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.NAME, "text")))
+    box.send_keys("中原区役所の担当です。ご用件を伺います。")
+    browser.find_element(By.XPATH, "//button[text()='住民に送信']").click()
+    WebDriverWait(browser, 20).until(lambda d: "（answered）" in d.page_source)
+    browser.save_screenshot(str(ARTIFACTS / "staff-ticket.png"))
+    staff = RasaClient(stack.rasa_url).staff_messages(resident)
+    assert [m["text"] for m in staff] == ["中原区役所の担当です。ご用件を伺います。"]
+    del link
+
+
+def test_security_checks_the_browser_cannot_see(web_url, stack, users):
+    other = f"console-{uuid.uuid4().hex[:6]}"
+    _ticket_of(stack, other, "幸区", "職員と話したい")
+    session = _requests_login(web_url, users["ward"])
+    from bot.escalation import Escalations
+
+    saiwai = Escalations(Settings().database_url).open_ticket_of(other)["id"]
+    assert session.get(f"{web_url}/staff/tickets/{saiwai}").status_code == 404  # another ward's ticket
+    assert session.post(f"{web_url}/staff/tickets/{saiwai}/claim").status_code == 400  # no CSRF token
+    assert session.get(f"{web_url}/staff/knowledge").status_code == 403  # not an editor
+    anonymous = requests.get(f"{web_url}/staff/issues", allow_redirects=False)
+    assert anonymous.status_code == 302 and "/staff/login" in anonymous.headers["Location"]
+    cookie = session.get(f"{web_url}/staff/tickets").request.headers.get("Cookie", "")
+    assert "session=" in cookie
+    login_page = requests.get(f"{web_url}/staff/login")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page.text).group(1)
+    guessed = f"guessed-{uuid.uuid4().hex[:6]}"  # an account someone tries to break into
+    statuses = [
+        requests.post(
+            f"{web_url}/staff/login",
+            cookies=login_page.cookies,
+            data={"csrf_token": token, "name": guessed, "password": "wrong"},
+        ).status_code
+        for _ in range(6)
+    ]
+    assert statuses[:5] == [401] * 5 and statuses[5] == 429  # throttled after five failures
+
+
+def test_session_cookie_flags(web_url, users):
+    page = requests.get(f"{web_url}/staff/login")
+    set_cookie = page.headers.get("Set-Cookie", "")
+    assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
+
+
+def test_editor_fixes_an_entry_and_the_bot_answers_with_it(browser, web_url, stack, users):
+    question = "区民会議とは何ですか"
+    before = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
+    assert "区民会議" in before and "（編集テスト）" not in before
+    _login(browser, web_url, users["editor"])
+    browser.get(web_url + "/staff/knowledge/faq/kumin-kaigi")
+    answer = browser.find_element(By.NAME, "answer")
+    answer.send_keys("（編集テスト）")
+    browser.find_element(By.XPATH, "//button[@value='preview']").click()
+    preview = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "main .msg")))
+    assert "（編集テスト）" in preview.text
+    source = browser.find_element(By.NAME, "source")
+    source.clear()
+    source.send_keys("no-such-source")
+    browser.find_element(By.XPATH, "//button[@value='save']").click()
+    alert = WebDriverWait(browser, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]"))
+    )
+    assert "unknown source 'no-such-source'" in alert.text
+    source = browser.find_element(By.NAME, "source")
+    source.clear()
+    source.send_keys("seed / 第2章 2(4)ウ 区民会議の設置・運営")
+    browser.find_element(By.XPATH, "//button[@value='save']").click()
+    WebDriverWait(browser, 60).until(lambda d: "保存して索引を作り直しました" in d.page_source)
+    browser.save_screenshot(str(ARTIFACTS / "staff-knowledge-edit.png"))
+    after = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
+    assert "（編集テスト）" in after

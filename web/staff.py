@@ -1,0 +1,330 @@
+"""Staff console (/staff): escalation queue, regional-issue dashboard, knowledge editing.
+
+Server-rendered pages; Jinja escapes everything a resident typed. Flask-Login sessions,
+Flask-WTF CSRF tokens on every form, login throttling, and an audit log of every change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import wraps
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from bot.concierge import Concierge
+from bot.escalation import ChannelDelivery, Escalations, RasaDelivery, TicketError
+from bot.knowledge import WARDS
+from bot.knowledge.editor import FIELDS, edit, list_entries, read_fields
+from bot.line_messaging import LineClient, LineConfig
+from bot.settings import get_settings
+from bot.staff import LoginThrottle, audit, audit_log, authenticate, get_user
+from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
+
+bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
+login_manager = LoginManager()
+login_manager.login_view = "staff.login"
+login_manager.login_message = "ログインしてください。"
+throttle = LoginThrottle()
+OLD_TICKET_MINUTES = 60  # tickets waiting longer than this are highlighted
+
+
+class StaffSession(UserMixin):
+    def __init__(self, user) -> None:
+        self.id, self.name, self.role, self.wards = user.id, user.name, user.role, user.ward_list
+
+    def sees_ward(self, ward: str | None) -> bool:
+        return self.role != "ward_staff" or (ward in self.wards)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> StaffSession | None:
+    user = get_user(get_settings().database_url, int(user_id))
+    return StaffSession(user) if user else None
+
+
+def role_required(*roles: str):
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+class LoginForm(FlaskForm):
+    name = StringField("ユーザー名", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("パスワード", validators=[DataRequired(), Length(max=256)])
+
+
+class ReplyForm(FlaskForm):
+    text = TextAreaField("住民への返信", validators=[DataRequired(), Length(max=2000)])
+
+
+class NoteForm(FlaskForm):
+    text = TextAreaField("内部メモ（住民には送られません）", validators=[DataRequired(), Length(max=2000)])
+
+
+class CloseForm(FlaskForm):
+    resolution = StringField("対応結果", validators=[Length(max=500)])
+
+
+class ActionForm(FlaskForm):
+    """A button with only a CSRF token (claim, FAQにする)."""
+
+
+class StatusForm(FlaskForm):
+    status = SelectField("状態", choices=[(s, s) for s in ISSUE_STATUSES])
+
+
+def _settings():
+    return get_settings()
+
+
+def _escalations() -> Escalations:
+    settings = _settings()
+    line = LineConfig.from_env()
+    delivery = ChannelDelivery(
+        RasaDelivery(current_app.config["RASA_URL"]), LineClient(line) if line else None
+    )
+    return Escalations(settings.database_url, delivery)
+
+
+def _issues():
+    concierge = current_app.extensions.get("concierge_for_console")
+    if concierge is None:
+        concierge = current_app.extensions["concierge_for_console"] = Concierge(_settings())
+    return concierge
+
+
+def _audit(action: str, target: str = "", detail: str = "") -> None:
+    audit(_settings().database_url, current_user.name, action, target, detail)
+
+
+def _visible_ticket(ticket_id: int) -> dict:
+    try:
+        ticket = _escalations().get(ticket_id)
+    except TicketError:
+        abort(404)
+    if not current_user.sees_ward(ticket["ward"]):
+        abort(404)  # another ward's ticket does not exist for this user
+    return ticket
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        keys = (form.name.data, request.remote_addr or "")
+        if throttle.blocked(*keys):
+            flash("ログインの失敗が続いたため、しばらくお待ちください。")
+            return render_template("staff/login.html", form=form), 429
+        user = authenticate(_settings().database_url, form.name.data, form.password.data)
+        if user is None:
+            throttle.failed(*keys)
+            flash("ユーザー名またはパスワードが違います。")
+            return render_template("staff/login.html", form=form), 401
+        throttle.succeeded(form.name.data)
+        login_user(StaffSession(user))
+        audit(_settings().database_url, user.name, "login")
+        return redirect(url_for("staff.tickets"))
+    return render_template("staff/login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    _audit("logout")
+    logout_user()
+    return redirect(url_for("staff.login"))
+
+
+@bp.get("/")
+@login_required
+def home():
+    return redirect(url_for("staff.tickets"))
+
+
+@bp.get("/tickets")
+@login_required
+def tickets():
+    ward = request.args.get("ward") or None
+    status = request.args.get("status") or None
+    rows = [t for t in _escalations().list(ward, status) if current_user.sees_ward(t["ward"])]
+    now = datetime.now(UTC)
+    for t in rows:
+        created = datetime.fromisoformat(t["created_at"])
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        t["age_minutes"] = int((now - created).total_seconds() // 60)
+        t["old"] = t["status"] != "closed" and t["age_minutes"] >= OLD_TICKET_MINUTES
+    wards = WARDS if current_user.role != "ward_staff" else current_user.wards
+    return render_template(
+        "staff/tickets.html", tickets=rows, wards=wards, statuses=TICKET_STATUSES, ward=ward, status=status
+    )
+
+
+@bp.get("/tickets/<int:ticket_id>")
+@login_required
+def ticket(ticket_id: int):
+    data = _visible_ticket(ticket_id)
+    return render_template(
+        "staff/ticket.html",
+        t=data,
+        reply=ReplyForm(),
+        note=NoteForm(),
+        close=CloseForm(),
+        action=ActionForm(),
+    )
+
+
+@bp.post("/tickets/<int:ticket_id>/<verb>")
+@login_required
+def ticket_action(ticket_id: int, verb: str):
+    _visible_ticket(ticket_id)
+    forms = {"claim": ActionForm, "reply": ReplyForm, "note": NoteForm, "close": CloseForm}
+    if verb not in forms:
+        abort(404)
+    form = forms[verb]()
+    if not form.validate_on_submit():
+        flash("入力を確認してください。")
+        return redirect(url_for("staff.ticket", ticket_id=ticket_id))
+    esc = _escalations()
+    try:
+        if verb == "claim":
+            esc.claim(ticket_id, current_user.name)
+        elif verb == "reply":
+            esc.reply(ticket_id, form.text.data, current_user.name)
+        elif verb == "note":
+            esc.note(ticket_id, form.text.data, current_user.name)
+        else:
+            esc.close(ticket_id, form.resolution.data or "")
+    except TicketError as err:
+        flash(str(err))
+    _audit(f"ticket-{verb}", f"ticket:{ticket_id}")
+    return redirect(url_for("staff.ticket", ticket_id=ticket_id))
+
+
+def _trend_svg(counts: dict[str, list[int]]) -> dict:
+    """Polylines for a small server-side SVG chart (no chart library, no CDN)."""
+    width, height, pad = 560, 180, 24
+    weeks = max((len(v) for v in counts.values()), default=8)
+    top = max([1, *(max(v) for v in counts.values() if v)])
+    colors = ["#00528a", "#e0a800", "#2f9e44", "#c92a2a", "#7048e8", "#0b7285", "#868e96"]
+    lines = []
+    for (ward, values), color in zip(counts.items(), colors, strict=False):
+        step = (width - 2 * pad) / max(1, weeks - 1)
+        scale = (height - 2 * pad) / top
+        coords = [(pad + i * step, height - pad - v * scale) for i, v in enumerate(values)]
+        points = " ".join(f"{x:.0f},{y:.0f}" for x, y in coords)
+        lines.append({"ward": ward, "points": points, "color": color, "total": sum(values)})
+    return {"width": width, "height": height, "pad": pad, "top": top, "lines": lines, "weeks": weeks}
+
+
+@bp.get("/issues")
+@login_required
+def issues():
+    wards = WARDS if current_user.role != "ward_staff" else current_user.wards
+    ward = request.args.get("ward") or None
+    regional = _issues().issues
+    rows = [i for i in regional.list(ward) if i["ward"] in wards or current_user.role != "ward_staff"]
+    per_ward = {w: sum(i["count"] for i in rows if i["ward"] == w) for w in wards}
+    chart = _trend_svg(regional.weekly_counts(list(wards)))
+    return render_template(
+        "staff/issues.html", issues=rows[:50], per_ward=per_ward, chart=chart, ward=ward, wards=wards
+    )
+
+
+@bp.route("/issues/<int:issue_id>", methods=["GET", "POST"])
+@login_required
+def issue(issue_id: int):
+    regional = _issues().issues
+    try:
+        data = regional.get(issue_id)
+    except KeyError:
+        abort(404)
+    if not current_user.sees_ward(data["ward"]):
+        abort(404)
+    form = StatusForm(status=data["status"])
+    if form.validate_on_submit():
+        regional.set_status(issue_id, form.status.data)
+        _audit("issue-status", f"issue:{issue_id}", form.status.data)
+        return redirect(url_for("staff.issue", issue_id=issue_id))
+    return render_template("staff/issue.html", i=data, form=form, action=ActionForm())
+
+
+@bp.post("/issues/<int:issue_id>/draft")
+@login_required
+def issue_draft(issue_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    path = _issues().issues.draft(issue_id, _settings().knowledge_dir)
+    _audit("issue-draft", f"issue:{issue_id}", str(path.name))
+    flash(f"下書きを作成しました: knowledge/drafts/{path.name}（編集者が回答と出典を記入してください）")
+    return redirect(url_for("staff.issue", issue_id=issue_id))
+
+
+@bp.get("/knowledge")
+@role_required("editor", "admin")
+def knowledge():
+    query = request.args.get("q", "")
+    concierge = _issues()
+    concierge.refresh()
+    return render_template("staff/knowledge.html", entries=list_entries(concierge.kb, query), q=query)
+
+
+@bp.route("/knowledge/<kind>/<entry_id>", methods=["GET", "POST"])
+@role_required("editor", "admin")
+def knowledge_entry(kind: str, entry_id: str):
+    if kind not in FIELDS:
+        abort(404)
+    settings = _settings()
+    try:
+        fields = read_fields(settings.knowledge_dir, kind, entry_id)
+    except KeyError:
+        abort(404)
+    form = ActionForm()
+    result = None
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        fields = {name: request.form.get(name, "") for name in FIELDS[kind]}
+        save = request.form.get("do") == "save"
+        result = edit(settings.knowledge_dir, kind, entry_id, fields, settings.answer_min_score, save)
+        if result.saved:
+            from bot.retrieval.documents import documents_from
+            from bot.retrieval.index import build_index
+
+            build_index(
+                documents_from(_reload_kb()), _issues().encoders, settings.index_dir, settings.cache_dir
+            )
+            _audit("knowledge-save", f"{kind}:{entry_id}", ", ".join(fields))
+            flash("保存して索引を作り直しました。ボットの次の回答から反映されます。")
+    return render_template(
+        "staff/entry.html",
+        kind=kind,
+        entry_id=entry_id,
+        fields=fields,
+        lists=FIELDS[kind],
+        form=form,
+        result=result,
+    )
+
+
+def _reload_kb():
+    from bot.knowledge import load_knowledge
+
+    return load_knowledge(_settings().knowledge_dir)
+
+
+@bp.get("/audit")
+@role_required("admin")
+def audit_page():
+    return render_template("staff/audit.html", rows=audit_log(_settings().database_url))
