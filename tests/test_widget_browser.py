@@ -61,7 +61,8 @@ def test_widget_answers_with_an_office_card_and_keeps_history(browser, web_url):
 
     browser.refresh()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".kc-msg")) >= 5)
-    assert "区民課" in browser.find_elements(By.CSS_SELECTOR, ".kc-card")[-1].text
+    wait.until(ec.visibility_of_element_located((By.ID, "kc-panel")))  # reopened as it was left
+    assert "区民課" in browser.find_elements(By.CSS_SELECTOR, ".kc-card")[-1].get_attribute("textContent")
 
 
 def test_html_in_a_question_is_shown_as_text(browser, web_url):
