@@ -148,3 +148,7 @@ def test_editor_fixes_an_entry_and_the_bot_answers_with_it(browser, web_url, sta
     browser.save_screenshot(str(ARTIFACTS / "staff-knowledge-edit.png"))
     after = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
     assert "（編集テスト）" in after
+    from bot.staff import audit_log
+
+    actions = {(r["user"], r["action"]) for r in audit_log(Settings().database_url)}
+    assert (users["editor"], "knowledge-save") in actions and (users["ward"], "ticket-reply") in actions

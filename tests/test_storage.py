@@ -87,3 +87,23 @@ def test_unresolved_text_is_stored_masked(db_url):
     issues.record("090-1234-5678に電話してほしい、taro@example.com", "幸区", 0.1)
     example = issues.list(ward="幸区")[0]["examples"][0]
     assert "090" not in example and "@" not in example
+
+
+def test_staff_passwords_are_hashed_and_checked(tmp_path):
+    from sqlalchemy import select
+
+    from bot.staff import StaffError, add_user, authenticate
+    from bot.storage.db import session_scope
+    from bot.storage.models import StaffUser
+
+    url = f"sqlite:///{tmp_path / 'staff.db'}"
+    add_user(url, "tanaka", "ward_staff", "a-long-password", ["中原区"])
+    with session_scope(url) as session:
+        stored = session.scalars(select(StaffUser)).one().password_hash
+    assert "a-long-password" not in stored and stored.startswith(("scrypt:", "pbkdf2:"))
+    assert authenticate(url, "tanaka", "a-long-password") is not None
+    assert authenticate(url, "tanaka", "wrong-password") is None
+    with pytest.raises(StaffError):
+        add_user(url, "short", "editor", "short")
+    with pytest.raises(StaffError):
+        add_user(url, "nowards", "ward_staff", "a-long-password")
