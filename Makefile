@@ -14,7 +14,7 @@ NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/nl
 MODEL := models/concierge.tar.gz
 INDEX := var/index/manifest.json
 
-.PHONY: install run test train index lint lock clean bench eval browser-deps
+.PHONY: install prepare run cluster test train index lint lock clean bench bench-quality eval system-deps services
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed
 
@@ -47,23 +47,46 @@ $(MODEL): $(RASA_VENV)/.installed $(VENV)/.installed $(NLU_INPUTS)
 	    --out models --fixed-model-name concierge
 	touch $@
 
-run: install $(INDEX) $(MODEL)
+# Both environments, then the index and the model, two at a time (they do not depend on each other).
+prepare:
+	$(MAKE) -j2 $(INDEX) $(MODEL)
+
+run: prepare
 	$(VENV)/bin/concierge run
 
-# The browser tests use Debian's Chromium and ChromeDriver, and Japanese fonts (no browser downloads).
-browser-deps:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list | grep -q "Noto Sans CJK" \
-	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	         chromium chromium-driver fonts-noto-cjk >/dev/null; }
+# The multi-process deployment on this machine (docs/deploy.md); needs PostgreSQL and Redis.
+CLUSTER_DB ?= postgresql://postgres@127.0.0.1:5432/test
+cluster: prepare system-deps services
+	CONCIERGE_TRACKER_DB_URL=$${CONCIERGE_TRACKER_DB_URL:-$(CLUSTER_DB)} \
+	CONCIERGE_DB_URL=$${CONCIERGE_DB_URL:-$(subst postgresql://,postgresql+psycopg://,$(CLUSTER_DB))} \
+	CONCIERGE_LOCK_STORE_URL=$${CONCIERGE_LOCK_STORE_URL:-redis://127.0.0.1:6379/1} \
+	CONCIERGE_RATE_LIMIT_STORAGE=$${CONCIERGE_RATE_LIMIT_STORAGE:-redis://127.0.0.1:6379/2} \
+	    $(VENV)/bin/concierge cluster
 
-test: install browser-deps $(INDEX) $(MODEL)
+# Debian packages: Chromium, ChromeDriver and Japanese fonts for the browser tests (no browser
+# downloads), nginx for the multi-process deployment, wrk for the load benchmark.
+SYSTEM_TOOLS := chromium chromedriver nginx wrk
+system-deps:
+	@missing=; for t in $(SYSTEM_TOOLS); do PATH=$$PATH:/usr/sbin command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ] || ! fc-list | grep -q "Noto Sans CJK"; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        chromium chromium-driver fonts-noto-cjk nginx wrk >/dev/null; fi
+
+# PostgreSQL and Redis on this machine (started if down).
+services:
+	@deploy/local-services.sh
+
+test: prepare system-deps services
 	$(VENV)/bin/ruff check bot actions web tests bench
 	$(VENV)/bin/pytest
 
-# Figures, not tests: retrieval quality on LocalgovFAQ (test split) and speed on this machine.
+# Figures, not tests: speed, load, scale-out cost on this machine (one table, var/bench/latest.json).
+bench: prepare system-deps services
+	$(VENV)/bin/python -m bench.run
+
+# Retrieval quality on LocalgovFAQ (test split), BM25 vs dense vs hybrid.
 LOCALGOVFAQ ?= ../shared/benchmarks/localgovfaq
-bench: install $(INDEX)
-	$(VENV)/bin/python bench/kawasaki_retrieval.py
+bench-quality: install $(INDEX)
 	$(VENV)/bin/python bench/localgovfaq.py --data $(LOCALGOVFAQ) --split test --json var/bench/localgovfaq.json
 	$(VENV)/bin/python -c 'import json,sys; s=json.load(open("$(LOCALGOVFAQ)/split.json")); \
 	    q=json.load(open("$(LOCALGOVFAQ)/queries.json")); json.dump({k: q[k] for k in s["test"]}, \

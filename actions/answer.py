@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import intent_of, offer_handoff, resident_ward, send, sensitive_answer
+from actions.common import ConciergeAction, intent_of, offer_handoff, resident_ward, send, sensitive_answer
 from actions.ward import set_ward
 from bot.concierge import Concierge, get_concierge
 
@@ -28,11 +28,11 @@ def record_unresolved(
         log.exception("could not record an unresolved question for %s", tracker.sender_id)
 
 
-class ActionAnswer(Action):
+class ActionAnswer(ConciergeAction):
     def name(self) -> str:
         return "action_answer"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+    def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         concierge = get_concierge()
         text = tracker.latest_message.get("text") or ""
         if not text.strip():

@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import abc
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
 
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.answer import HANDOFF_BUTTON, Answer, ward_buttons
 from bot.business_hours import JST, when_staff_answer
 from bot.concierge import Concierge
+from bot.escalation import StorageUnavailable
 from bot.knowledge import WARDS
 from bot.knowledge.model import SensitiveTopic
 
 log = logging.getLogger(__name__)
 DEFAULT_DEPARTMENT = "総合案内"
 TRANSCRIPT_LINES = 30
+
+
+class ConciergeAction(Action, abc.ABC):
+    """An action whose work blocks (encoders, Sudachi, the database). rasa-sdk awaits `run`, which
+    hands `respond` to a worker thread, so the action server keeps serving other residents
+    meanwhile (the encoders release the GIL while they embed)."""
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        events = await asyncio.to_thread(self.respond, dispatcher, tracker, domain)
+        # a slot set to the value it already has changes nothing but costs Rasa a stored event
+        return [
+            e for e in events if not (e.get("event") == "slot" and tracker.get_slot(e["name"]) == e["value"])
+        ]
+
+    @abc.abstractmethod
+    def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        """The action's work, in a worker thread."""
 
 
 def resident_ward(concierge: Concierge, tracker: Tracker) -> str | None:
@@ -75,23 +95,32 @@ def hand_off(
 ) -> list[EventType]:
     """Open a ticket (committed first), tell the resident what happens next, pause the bot."""
     department = tracker.get_slot("last_counter") or DEFAULT_DEPARTMENT
-    ticket_id = concierge.escalations.open_ticket(
-        ward=ward,
-        department=department,
-        reason=reason,
-        channel=tracker.get_latest_input_channel() or "rest",
-        sender=tracker.sender_id,
-        transcript=transcript(tracker),
-    )
+    try:
+        ticket_id: int | None = concierge.escalations.open_ticket(
+            ward=ward,
+            department=department,
+            reason=reason,
+            channel=tracker.get_latest_input_channel() or "rest",
+            sender=tracker.sender_id,
+            transcript=transcript(tracker),
+        )
+    except StorageUnavailable:  # kept in the spool: staff get it as soon as the database is back
+        ticket_id = None
     counter = next((c for c in concierge.kb.counters.values() if c.name == department), None)
     office = concierge.kb.ward_office(ward)
     hour_ids = (counter.hour_ids if counter else ()) or (office.hour_ids if office else ())
     schedules = [concierge.kb.schedules[h] for h in hour_ids if h in concierge.kb.schedules]
-    when = when_staff_answer(schedules, datetime.now(JST)) if schedules else "開庁時間内に"
+    when = when_staff_answer(schedules, datetime.now(JST))
     hours = "／".join(s.text for s in schedules)
+    if ticket_id is None:
+        opening = (
+            "ただいま受付の記録に時間がかかっていますが、ご相談の内容はお預かりしました。"
+            f"復旧しだい{ward}の{department}の担当者にお渡しします。"
+        )
+    else:
+        opening = f"受付番号 {ticket_id} で、{ward}の{department}の担当者におつなぎしました。"
     text = (
-        f"受付番号 {ticket_id} で、{ward}の{department}の担当者におつなぎしました。"
-        f"{when}、このチャットでご連絡します。\n（受付時間: {hours}）\n"
+        f"{opening}{when}、このチャットでご連絡します。\n（受付時間: {hours}）\n"
         "それまでボットからのお返事は控えます。ボットに戻るときは「ボットに戻る」と送ってください。"
     )
     answer = Answer(text=text, ward=ward, counter=department if counter else None, handoff=True)

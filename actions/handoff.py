@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import ask_ward_for_handoff, hand_off, resident_ward
+from actions.common import ConciergeAction, ask_ward_for_handoff, hand_off, resident_ward
 from bot.concierge import get_concierge
 
 
-class ActionHandoff(Action):
+class ActionHandoff(ConciergeAction):
     def name(self) -> str:
         return "action_handoff"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+    def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         concierge = get_concierge()
         ward = resident_ward(concierge, tracker)
         if ward is None:

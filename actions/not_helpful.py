@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.answer import record_unresolved
-from actions.common import offer_handoff, resident_ward, send
+from actions.common import ConciergeAction, offer_handoff, resident_ward, send
 from bot.answer import Answer
 from bot.concierge import get_concierge
 
 
-class ActionNotHelpful(Action):
+class ActionNotHelpful(ConciergeAction):
     def name(self) -> str:
         return "action_not_helpful"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+    def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         concierge = get_concierge()
         ward = resident_ward(concierge, tracker)
         question = tracker.get_slot("last_question")

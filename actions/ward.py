@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import hand_off, resident_ward, send
+from actions.common import ConciergeAction, hand_off, resident_ward, send
 from bot.answer import ward_buttons
 from bot.concierge import Concierge, get_concierge
 
@@ -34,11 +34,11 @@ def set_ward(
     return [SlotSet("ward", ward)]
 
 
-class ActionSetWard(Action):
+class ActionSetWard(ConciergeAction):
     def name(self) -> str:
         return "action_set_ward"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+    def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         concierge = get_concierge()
         ward = resident_ward(concierge, tracker)
         if ward is None:
@@ -51,5 +51,5 @@ class ActionSetWard(Action):
         if concierge.says_more_than_place(text):  # 「多摩区に住んでいます。空き家が…」: answer it too
             from actions.answer import ActionAnswer
 
-            return [SlotSet("ward", ward), *ActionAnswer().run(dispatcher, tracker, domain)]
+            return [SlotSet("ward", ward), *ActionAnswer().respond(dispatcher, tracker, domain)]
         return set_ward(concierge, dispatcher, tracker, ward)

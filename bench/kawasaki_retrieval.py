@@ -1,9 +1,11 @@
-"""Retrieval alone on the Kawasaki knowledge: index build time and query latency p50/p95.
+"""Retrieval alone on the Kawasaki knowledge: BM25 vs dense (each encoder) vs hybrid, side by side.
 
-Queries are the team's dev questions (tests/dev/kawasaki_dev.jsonl), each searched once after a
-warm-up; the encoders run single-threaded as in the action server.
+For each method: top-1 entry accuracy and MRR@10 on the team's dev questions
+(tests/dev/kawasaki_dev.jsonl, those that name an entry) and query latency p50/p95 over all of them
+(one search each after a warm-up; encoders single-threaded as in the action server). Uses the built
+index under var/index (`make index`).
 
-    .venv/bin/python bench/kawasaki_retrieval.py [--tune]
+    .venv/bin/python -m bench.kawasaki_retrieval [--tune]
 
 --tune grid-searches the channel weights on the same questions (top-1 entry, then MRR).
 """
@@ -12,19 +14,23 @@ from __future__ import annotations
 
 import itertools
 import json
-import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
+from bench.figures import percentile, print_rows
 from bot.knowledge import load_knowledge
-from bot.retrieval.documents import documents_from
+from bot.places import Gazetteer
 from bot.retrieval.encoders import make_encoder
-from bot.retrieval.index import Retriever, build_index
+from bot.retrieval.index import Retriever
 from bot.settings import ROOT, get_settings
+
+DEV = ROOT / "tests" / "dev" / "kawasaki_dev.jsonl"
+
+
+def dev_rows() -> list[dict]:
+    return [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def tune(retriever: Retriever, rows: list[dict], places_of) -> None:
@@ -50,40 +56,56 @@ def tune(retriever: Retriever, rows: list[dict], places_of) -> None:
         print(f"top-1 {top1:.3f}  MRR {mrr:.3f}  {json.dumps(weights)}")
 
 
-def main() -> int:
+def measure(retriever: Retriever, rows: list[dict], places_of) -> dict[str, float]:
+    for row in rows[:10]:  # warm-up
+        retriever.search(row["q"], k=10, places=places_of(row["q"]))
+    latencies, top1, rr, judged = [], 0, 0.0, 0
+    for row in rows:
+        t0 = time.perf_counter()
+        hits = retriever.search(row["q"], k=10, places=places_of(row["q"]))
+        latencies.append((time.perf_counter() - t0) * 1000)
+        if row.get("entry"):
+            judged += 1
+            ranked = [h.doc.id for h in hits]
+            top1 += bool(ranked) and ranked[0] == row["entry"]
+            rr += 1 / (ranked.index(row["entry"]) + 1) if row["entry"] in ranked else 0.0
+    return {
+        "top1": round(top1 / judged, 3),
+        "mrr10": round(rr / judged, 3),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+    }
+
+
+def compare() -> dict[str, dict[str, float]]:
+    """Each method's quality and latency on the same index and questions."""
     settings = get_settings()
     encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
-    docs = documents_from(load_knowledge(settings.knowledge_dir))
-    with tempfile.TemporaryDirectory() as tmp:
-        cold_cache = Path(tmp) / "cache"
-        started = time.perf_counter()
-        build_index(docs, encoders, Path(tmp) / "index", cache_dir=cold_cache)
-        cold = time.perf_counter() - started
-        started = time.perf_counter()
-        build_index(docs, encoders, Path(tmp) / "index", cache_dir=cold_cache)
-        warm = time.perf_counter() - started
-        retriever = Retriever(Path(tmp) / "index", encoders, settings.retrieval_weights)
-        lines = (ROOT / "tests" / "dev" / "kawasaki_dev.jsonl").read_text(encoding="utf-8").splitlines()
-        rows = [json.loads(line) for line in lines if line.strip()]
-        questions = [row["q"] for row in rows]
-        if "--tune" in sys.argv:
-            from bot.places import Gazetteer
+    rows = dev_rows()
+    places_of = Gazetteer(load_knowledge(settings.knowledge_dir)).names_in
+    index, weights = settings.index_dir, settings.retrieval_weights
+    # no query cache: every question is embedded, as the first time a resident asks it
+    methods = {"bm25": Retriever(index, [], weights, query_cache=0)}
+    for enc in encoders:
+        methods[f"dense_{enc.name}"] = Retriever(index, [enc], lexical=False, query_cache=0)
+    if len(encoders) > 1:
+        methods["dense_all"] = Retriever(index, encoders, lexical=False, query_cache=0)
+    methods["hybrid"] = Retriever(index, encoders, weights, query_cache=0)
+    return {name: measure(r, rows, places_of) for name, r in methods.items()}
 
-            gazetteer = Gazetteer(load_knowledge(settings.knowledge_dir))
-            tune(retriever, rows, gazetteer.names_in)
-            return 0
-        for q in questions[:10]:
-            retriever.search(q, k=5)
-        latencies = []
-        for q in questions:
-            t0 = time.perf_counter()
-            retriever.search(q, k=5)
-            latencies.append((time.perf_counter() - t0) * 1000)
-    print(f"Kawasaki knowledge: {len(docs)} documents, encoders {', '.join(e.name for e in encoders)}")
-    print(f"index build: {cold:.1f}s from scratch, {warm:.2f}s with nothing changed")
-    print(
-        f"retrieval latency over {len(latencies)} questions: p50 {statistics.median(latencies):.1f} ms  "
-        f"p95 {float(np.percentile(latencies, 95)):.1f} ms  max {max(latencies):.1f} ms"
+
+def main() -> int:
+    if "--tune" in sys.argv:
+        settings = get_settings()
+        encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
+        retriever = Retriever(settings.index_dir, encoders, settings.retrieval_weights)
+        rows = [r for r in dev_rows() if r.get("entry")]
+        tune(retriever, rows, Gazetteer(load_knowledge(settings.knowledge_dir)).names_in)
+        return 0
+    figures = compare()
+    print_rows(
+        ["method", "top-1", "MRR@10", "p50 ms", "p95 ms"],
+        [[name, f["top1"], f["mrr10"], f["p50_ms"], f["p95_ms"]] for name, f in figures.items()],
     )
     return 0
 

@@ -39,8 +39,12 @@ def next_opening(schedules: list[Schedule], now: datetime) -> tuple[datetime, da
 
 
 def when_staff_answer(schedules: list[Schedule], now: datetime) -> str:
-    """Plain Japanese: 「本日17:00までに」 or 「11月30日（月）8:30以降に」."""
-    start, end, open_now = next_opening(schedules, now)
+    """Plain Japanese: 「本日17:00までに」 or 「11月30日（月）8:30以降に」; 「開庁時間内に」 when the
+    schedules carry no opening rules an editor filled in."""
+    try:
+        start, end, open_now = next_opening(schedules, now)
+    except ValueError:
+        return "開庁時間内に"
     if open_now:
         return f"本日{end:%H:%M}までに"
     day = f"{start.month}月{start.day}日（{WEEKDAY_JA[start.weekday()]}）"

@@ -2,7 +2,7 @@
 
 Runs inside the Rasa server (Rasa's environment). Compared with Rasa's RestInput it:
 - masks personal data before Rasa sees the text, so trackers and logs never hold it;
-- caps message length;
+- refuses over-long messages with a polite reply (nothing of them is processed or stored);
 - lets a resident leave a staff hand-off with 「ボットに戻る」 (the conversation is paused);
 - apologises instead of answering nothing when an action failed (e.g. action server down);
 - serves staff replies: GET /webhooks/rest/messages?sender=…&after=… (Unix time).
@@ -24,6 +24,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.japanese import nfkc
+from bot.phrases import TOO_LONG
 from bot.privacy import mask
 from bot.settings import get_settings
 
@@ -60,7 +61,9 @@ class ConciergeRestInput(RestInput):
             body = request.json if isinstance(request.json, dict) else {}
             sender = str(body.get("sender") or "default")[:128]
             raw = body.get("message")
-            text = mask(raw[:max_chars] if isinstance(raw, str) else "")
+            if isinstance(raw, str) and len(raw) > max_chars:
+                return response.json([{"recipient_id": sender, "text": TOO_LONG.format(limit=max_chars)}])
+            text = mask(raw if isinstance(raw, str) else "")
             channel = body.get("input_channel") if body.get("input_channel") in CHANNELS else self.name()
             agent = request.app.ctx.agent
             if is_resume_request(text):

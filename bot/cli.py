@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -121,13 +122,12 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
 
         print(export_nlu(kb, settings.root / "nlu_data" / "generated"))
         return 0
-    from bot.retrieval.documents import documents_from
     from bot.retrieval.encoders import make_encoder
-    from bot.retrieval.index import build_index
+    from bot.retrieval.maintenance import build_from_knowledge
 
     encoders = [make_encoder(spec, max(1, settings.encoder_threads)) for spec in settings.encoders]
-    stats = build_index(
-        documents_from(kb), encoders, settings.index_dir, settings.cache_dir, show_progress=True
+    stats = build_from_knowledge(
+        dataclasses.replace(settings, knowledge_dir=folder), encoders, show_progress=True
     )
     print(json.dumps(stats, ensure_ascii=False))
     return 0
@@ -244,7 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.services import Stack
 
     settings = get_settings()
-    stack = Stack(settings, settings.rasa_port, settings.actions_port, settings.var_dir / "logs")
+    stack = Stack(
+        settings, settings.var_dir / "logs", rasa_port=settings.rasa_port, actions_port=settings.actions_port
+    )
     started = time.monotonic()
     stack.start_actions()
     stack.start_rasa()
@@ -264,14 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ],
         {**os.environ, "CONCIERGE_RASA_URL": stack.rasa_url},
     )
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stopping = _stop_on_signals()
     try:
         ready = stack.wait_ready()
         print(f"ready in {ready:.1f}s (since start {time.monotonic() - started:.1f}s)")
@@ -287,16 +282,70 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         else:
             print("  LINE: off (set LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN to turn it on)")
-        print("Ctrl-C stops everything.", flush=True)
-        while not stopping:
-            for name, proc in stack.procs.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; see {stack.log_dir}/{name}.log")
-                    stopping = True
-            time.sleep(0.5)
+        _serve(stack, stopping)
     finally:
         print("stopping…")
         stack.stop()
+    return 0
+
+
+def _stop_on_signals() -> list[bool]:
+    """A flag that Ctrl-C or SIGTERM sets."""
+    stopping = [False]
+
+    def stop(*_: object) -> None:
+        stopping[0] = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    return stopping
+
+
+def _serve(group, stopping: list[bool]) -> None:
+    """Wait for Ctrl-C; stop early if a process exits."""
+    print("Ctrl-C stops everything.", flush=True)
+    while not stopping[0]:
+        for name, proc in group.procs.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; see {group.log_dir}/{name}.log")
+                stopping[0] = True
+        time.sleep(0.5)
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from bot.cluster import Cluster, cluster_settings_problems
+
+    settings = get_settings()
+    problems = cluster_settings_problems(settings)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    cluster = Cluster(
+        settings,
+        settings.var_dir / "logs" / "cluster",
+        rasa_count=args.rasa,
+        action_count=args.actions,
+        web_workers=args.web_workers,
+        public_port=args.port,
+        rasa_lb_port=args.rasa_port,
+    )
+    stopping = _stop_on_signals()
+    try:
+        cluster.start()
+        ready = cluster.wait_ready()
+        print(
+            f"ready in {ready:.1f}s: {args.rasa} Rasa servers, {args.actions} action servers, "
+            f"{args.web_workers} web workers behind nginx"
+        )
+        print(f"  residents and staff (nginx): {cluster.public_url}/")
+        print(f"  staff console:               {cluster.public_url}/staff/")
+        print(f"  Rasa servers (nginx):        {cluster.rasa_url}/webhooks/rest/webhook")
+        print(f"  each Rasa server:            {' '.join(cluster.rasa_urls)}")
+        print(f"  logs:                        {cluster.log_dir}/")
+        _serve(cluster, stopping)
+    finally:
+        print("stopping…")
+        cluster.stop()
     return 0
 
 
@@ -361,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
     staff.set_defaults(func=cmd_staff)
     run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
     run.set_defaults(func=cmd_run)
+    clu = sub.add_parser("cluster", help="the multi-process deployment behind nginx (docs/deploy.md)")
+    clu.add_argument("--rasa", type=int, default=2, help="Rasa server processes")
+    clu.add_argument("--actions", type=int, default=2, help="action server processes")
+    clu.add_argument("--web-workers", type=int, default=2, help="gunicorn workers for the web app")
+    clu.add_argument("--port", type=int, default=8080, help="nginx port for residents and staff")
+    clu.add_argument("--rasa-port", type=int, default=5080, help="nginx port in front of the Rasa servers")
+    clu.set_defaults(func=cmd_cluster)
     args = parser.parse_args(argv)
     return args.func(args)
 

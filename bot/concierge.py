@@ -19,7 +19,7 @@ from bot.knowledge.model import SensitiveTopic
 from bot.places import Gazetteer, PlaceMatch
 from bot.regional_issues import RegionalIssues
 from bot.retrieval.encoders import make_encoder
-from bot.retrieval.index import Retriever
+from bot.retrieval.maintenance import UNUSABLE, load_or_rebuild
 from bot.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class Concierge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
-        self.retriever = Retriever(settings.index_dir, self.encoders, settings.retrieval_weights)
+        self.retriever = load_or_rebuild(settings, self.encoders)
         self._set_knowledge(load_knowledge(settings.knowledge_dir))
 
     def _set_knowledge(self, kb: KnowledgeBase) -> None:
@@ -38,8 +38,14 @@ class Concierge:
         self.composer = AnswerComposer(kb, self.settings.answer_min_score)
 
     def refresh(self) -> None:
-        """Swap in a rebuilt index and the knowledge it was built from."""
-        if self.retriever.reload_if_changed():
+        """Swap in a rebuilt index and the knowledge it was built from; an index that went
+        missing or corrupt on disk is rebuilt rather than failing the question."""
+        try:
+            changed = self.retriever.reload_if_changed()
+        except UNUSABLE as err:
+            log.error("knowledge index unusable after a change (%s); rebuilding", err)
+            self.retriever, changed = load_or_rebuild(self.settings, self.encoders), True
+        if changed:
             self._set_knowledge(load_knowledge(self.settings.knowledge_dir))
             log.info("reloaded the knowledge index")
 
@@ -111,3 +117,14 @@ def get_concierge() -> Concierge:
         if _instance is None:
             _instance = Concierge(get_settings())
         return _instance
+
+
+def warm_up() -> None:
+    """Load what the first resident would otherwise wait for: encoders, index, Sudachi, GiNZA.
+    The action server calls this before it starts listening (CONCIERGE_WARM_UP=1)."""
+    from bot.privacy import mask
+
+    concierge = get_concierge()
+    concierge.answer("住民票の写しがほしい")
+    mask("山田太郎と申します")
+    concierge.issues  # noqa: B018 - builds the regional-issue recorder (database schema check)

@@ -7,15 +7,25 @@ push API later), and closing a ticket hands the conversation back to the bot.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from bot.privacy import mask
+from bot.settings import get_settings
 from bot.storage.db import session_scope
 from bot.storage.models import Ticket, TicketMessage
+from bot.storage.spool import Spool
+
+log = logging.getLogger(__name__)
+# A locked SQLite file, a restarting or unreachable PostgreSQL: worth trying again.
+TRANSIENT = (OperationalError, InterfaceError)
 
 
 class Delivery(Protocol):
@@ -99,10 +109,40 @@ class TicketError(Exception):
     pass
 
 
+class StorageUnavailable(Exception):
+    """The database stayed unreachable through every retry; the ticket waits in the spool."""
+
+
 class Escalations:
-    def __init__(self, db_url: str, delivery: Delivery | None = None) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        delivery: Delivery | None = None,
+        spool_path: Path | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        settings = get_settings()
         self.db_url = db_url
         self.delivery = delivery
+        self.spool = Spool(spool_path or settings.var_dir / "spool" / "tickets.jsonl")
+        self.attempts = attempts or settings.db_attempts
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.25, max=2.0),
+            reraise=True,
+        )
+
+    def flush_spool(self) -> int:
+        """Write tickets spooled while the database was away; returns how many."""
+        if not self.spool.pending():
+            return 0
+        written = self.spool.drain(self._insert)
+        if written:
+            log.warning("wrote %d spooled ticket(s) to the database", written)
+        return written
 
     def open_ticket(
         self,
@@ -114,14 +154,35 @@ class Escalations:
         sender: str,
         transcript: Sequence[tuple[str, str]],
     ) -> int:
-        """Create and commit a ticket with the masked transcript; returns its number."""
-        with session_scope(self.db_url) as session:
-            ticket = Ticket(ward=ward, department=department, reason=reason, channel=channel, sender=sender)
+        """Create and commit a ticket with the masked transcript; returns its number.
+
+        A locked or unreachable database is retried; if it stays away the ticket goes to the
+        spool (nothing is lost) and StorageUnavailable tells the caller to say so."""
+        record = {
+            "ward": ward,
+            "department": department,
+            "reason": reason,
+            "channel": channel,
+            "sender": sender,
             # residents' lines are masked; the bot's own lines hold no personal data
-            ticket.messages = [
-                TicketMessage(author=author, text=mask(text) if author == "resident" else text)
-                for author, text in transcript
-            ]
+            "transcript": [[a, mask(t) if a == "resident" else t] for a, t in transcript],
+        }
+        try:
+            self.flush_spool()
+            return self._retrying()(self._insert, record)
+        except TRANSIENT as err:
+            self.spool.put(record)
+            log.error(
+                "database unreachable after %d attempts (%s); ticket spooled",
+                self.attempts,
+                type(err).__name__,
+            )
+            raise StorageUnavailable(str(self.spool.path)) from err
+
+    def _insert(self, record: dict) -> int:
+        with session_scope(self.db_url) as session:
+            ticket = Ticket(**{k: record[k] for k in ("ward", "department", "reason", "channel", "sender")})
+            ticket.messages = [TicketMessage(author=a, text=t) for a, t in record["transcript"]]
             session.add(ticket)
             session.flush()
             return ticket.id
@@ -137,6 +198,7 @@ class Escalations:
 
     def list(self, ward: str | None = None, status: str | None = None) -> list[dict]:
         """Oldest first: the ticket waiting longest is the one to answer."""
+        self.flush_spool()
         with session_scope(self.db_url) as session:
             query = select(Ticket).order_by(Ticket.created_at, Ticket.id)
             if ward:

@@ -9,6 +9,7 @@ Sudachi does not normalise to 住民票).
 
 from __future__ import annotations
 
+import functools
 import threading
 import unicodedata
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ class Morph:
     normalized: str  # Sudachi normalized form
     reading: str  # katakana reading
     pos: str  # first-level part of speech
+    person: bool = False  # Sudachi's dictionary knows it as a personal name (名詞-固有名詞-人名)
+    unknown: bool = False  # not in Sudachi's dictionary
 
     @property
     def is_content(self) -> bool:
@@ -82,6 +85,13 @@ def _slices(text: str) -> Iterator[tuple[int, str]]:
         start = end
 
 
+# Distinct texts whose analysis is kept: one message is analysed by the words channel, the
+# readings channel, the place finder and the topic check, so each is tokenized once.
+# Only short texts (questions, names) are kept, so the cache stays a few MB.
+ANALYSIS_CACHE = 4096
+ANALYSIS_CACHE_MAX_CHARS = 256
+
+
 class Analyzer:
     """Thread-safe wrapper around a Sudachi tokenizer (one per thread, split mode C)."""
 
@@ -91,6 +101,12 @@ class Analyzer:
         self._local = threading.local()
         self._dictionary = None
         self._lock = threading.Lock()
+        self._cached_analyze = functools.lru_cache(maxsize=ANALYSIS_CACHE)(self._analyze)
+
+    def analyze(self, text: str) -> tuple[Morph, ...]:
+        """Morphemes of `text`, offsets into `text`; whitespace morphemes are dropped.
+        Short texts are remembered (a message is analysed by several channels)."""
+        return self._cached_analyze(text) if len(text) <= ANALYSIS_CACHE_MAX_CHARS else self._analyze(text)
 
     def _tokenizer(self):
         tok = getattr(self._local, "tokenizer", None)
@@ -104,14 +120,14 @@ class Analyzer:
             tok = self._local.tokenizer = self._dictionary.create(mode)
         return tok
 
-    def analyze(self, text: str) -> list[Morph]:
-        """Morphemes of `text`, offsets into `text`; whitespace morphemes are dropped."""
+    def _analyze(self, text: str) -> tuple[Morph, ...]:
         morphs: list[Morph] = []
         tokenizer = self._tokenizer()
         for offset, piece in _slices(text):
             for m in tokenizer.tokenize(piece):
                 surface = m.surface()
-                pos = m.part_of_speech()[0]
+                tags = m.part_of_speech()
+                pos = tags[0]
                 if pos == "空白" or not surface.strip():
                     continue
                 norm_surface = nfkc(surface)
@@ -126,9 +142,11 @@ class Analyzer:
                         normalized=nfkc(m.normalized_form()),
                         reading=to_katakana(nfkc(reading)),
                         pos=pos,
+                        person=tags[1] == "固有名詞" and tags[2] == "人名",
+                        unknown=m.is_oov(),
                     )
                 )
-        return morphs
+        return tuple(morphs)
 
     def content_terms(self, text: str) -> list[str]:
         """Normalized forms of content words: the lexical-matching vocabulary."""

@@ -77,3 +77,11 @@ NOT_TEXT = (
     "スタンプや画像、位置情報にはお答えできません。お手数ですが、文字でご質問ください"
     "（例:「住民票はどこで取れる？」）。"
 )
+TOO_LONG = (
+    "メッセージが長すぎます（{limit}文字まで）。お手数ですが、ご用件を短くまとめてもう一度お送りください。"
+    "（Your message is too long: please keep it under {limit} characters.）"
+)
+RATE_LIMITED = (
+    "短い間にたくさんのメッセージを受け取りました。{seconds}秒ほどおいてから、もう一度お送りください。"
+    "（Too many messages in a short time: please wait {seconds} seconds and try again.）"
+)

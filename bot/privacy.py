@@ -2,6 +2,8 @@
 
 Patterns own numbers, e-mail, postal codes and street addresses (GiNZA mislabels those);
 GiNZA's named-entity recogniser (spaCy `ja_ginza`) finds personal names where it is installed.
+GiNZA costs ~25 ms a message, so it runs only where a name may be: Sudachi's dictionary marks a
+personal name, a word it does not know, or a word that introduces a name (申します, さん …).
 The masked form keeps the kind, e.g. 「[電話番号]」, so staff still see what was said.
 Digits may be full-width and separated by spaces or any hyphen/dash residents type.
 """
@@ -67,21 +69,53 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 PLACE_SUFFIXES = ("区", "市", "町", "村", "駅", "丁目")
 
 
+# Words that come with a name even when the name itself is unknown to Sudachi's dictionary.
+NAME_CUES = (
+    "申します",
+    "といいます",
+    "と言います",
+    "名前",
+    "氏名",
+    "さん",
+    "様",
+    "さま",
+    "君",
+    "くん",
+    "ちゃん",
+    "氏",
+)
+# GiNZA components named-entity recognition needs (the parser and the rest are left out).
+NER_COMPONENTS = frozenset({"tok2vec", "ner"})
+
+
 @functools.lru_cache(maxsize=1)
 def _ginza():
-    """The GiNZA pipeline, or None where it is not installed (the Rasa environment)."""
+    """The GiNZA pipeline (only what NER needs), or None where it is not installed."""
     try:
         import spacy
 
-        return spacy.load("ja_ginza")
+        names = spacy.info("ja_ginza").get("pipeline", [])
+        return spacy.load("ja_ginza", exclude=[n for n in names if n not in NER_COMPONENTS])
     except (ImportError, OSError):
         log.info("ja_ginza not installed: personal names are not masked in this process")
         return None
 
 
+def may_name_someone(text: str) -> bool:
+    """Whether GiNZA needs to look: a known personal name, an unknown word or a name cue."""
+    from bot.japanese import default_analyzer
+
+    if any(cue in text for cue in NAME_CUES):
+        return True
+    # unknown numbers and symbols name no one; unknown words might
+    return any(
+        m.person or (m.unknown and any(c.isalpha() for c in m.text)) for m in default_analyzer().analyze(text)
+    )
+
+
 def _mask_names(text: str) -> str:
     nlp = _ginza()
-    if nlp is None or not text.strip():
+    if nlp is None or not text.strip() or not may_name_someone(text):
         return text
     doc = nlp(text[:5000])
     spans = [

@@ -64,88 +64,107 @@ def tracker_store_config(settings: Settings) -> dict:
     return config
 
 
+def lock_store_config(settings: Settings) -> dict | None:
+    """A Redis lock store, so that several Rasa servers take turns on one conversation (Rasa's own
+    RedisLockStore with atomic updates: bot/lock_store.py)."""
+    if not settings.lock_store_url:
+        return None
+    url = urlsplit(settings.lock_store_url)
+    config = {
+        "type": "bot.lock_store.AtomicRedisLockStore",
+        "url": url.hostname or "127.0.0.1",
+        "port": url.port or 6379,
+        "db": int(url.path.lstrip("/") or 1),
+        "key_prefix": "concierge",
+    }
+    if url.password:
+        config["password"] = url.password
+    return config
+
+
 def endpoints_yaml(settings: Settings, actions_url: str) -> str:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    return yaml.safe_dump(
-        {"action_endpoint": {"url": actions_url}, "tracker_store": tracker_store_config(settings)},
-        sort_keys=False,
+    endpoints = {"action_endpoint": {"url": actions_url}, "tracker_store": tracker_store_config(settings)}
+    lock_store = lock_store_config(settings)
+    if lock_store:
+        endpoints["lock_store"] = lock_store
+    return yaml.safe_dump(endpoints, sort_keys=False)
+
+
+def actions_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+
+
+def rasa_command(settings: Settings, port: int, endpoints: Path) -> list[str]:
+    return [
+        str(settings.rasa_venv / "bin" / "rasa"),
+        "run",
+        "--enable-api",
+        "--model",
+        str(model_path(settings)),
+        "--interface",
+        settings.host,
+        "--port",
+        str(port),
+        "--endpoints",
+        str(endpoints),
+        "--credentials",
+        str(settings.root / "credentials.yml"),
+    ]
+
+
+def rasa_env(settings: Settings) -> dict[str, str]:
+    return _child_env(
+        settings,
+        # Sanic reads SANIC_* settings from the environment: bodies over the cap get 413.
+        SANIC_REQUEST_MAX_SIZE=str(settings.max_body_bytes),
+        # One message is a handful of small matrix products: extra TensorFlow and BLAS threads
+        # only spin and take CPU from the other processes (docs/performance.md).
+        TF_INTRA_OP_PARALLELISM_THREADS=str(settings.rasa_threads),
+        TF_INTER_OP_PARALLELISM_THREADS=str(settings.rasa_threads),
+        OMP_NUM_THREADS=str(settings.rasa_threads),
     )
 
 
+def actions_env(settings: Settings) -> dict[str, str]:
+    # load encoders, index and GiNZA before listening, so the first resident does not wait
+    return _child_env(settings, SANIC_HOST=settings.host, CONCIERGE_WARM_UP="1")
+
+
 @dataclass
-class Stack:
-    """Running processes and their URLs."""
+class Processes:
+    """Child processes started together, each logging to its own file, stopped together."""
 
     settings: Settings
-    rasa_port: int
-    actions_port: int
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    @property
-    def rasa_url(self) -> str:
-        return f"http://{self.settings.host}:{self.rasa_port}"
-
-    @property
-    def actions_url(self) -> str:
-        return f"http://{self.settings.host}:{self.actions_port}/webhook"
+    env: dict[str, str] = field(default_factory=dict)  # on top of each process's own environment
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
         self.procs[name] = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.settings.root, start_new_session=True
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**env, **self.env},
+            cwd=self.settings.root,
+            start_new_session=True,
         )
 
-    def start_actions(self) -> None:
-        env = _child_env(self.settings, SANIC_HOST=self.settings.host)
-        self.spawn(
-            "actions",
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.actions_port)],
-            env,
-        )
+    def check_alive(self) -> None:
+        """Raise with the log tail of a process that has exited."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
 
-    def start_rasa(self) -> None:
-        endpoints = self.log_dir / f"endpoints-{self.rasa_port}.yml"
-        endpoints.parent.mkdir(parents=True, exist_ok=True)
-        endpoints.write_text(endpoints_yaml(self.settings, self.actions_url))
-        rasa = self.settings.rasa_venv / "bin" / "rasa"
-        cmd = [
-            str(rasa),
-            "run",
-            "--enable-api",
-            "--model",
-            str(model_path(self.settings)),
-            "--interface",
-            self.settings.host,
-            "--port",
-            str(self.rasa_port),
-            "--endpoints",
-            str(endpoints),
-            "--credentials",
-            str(self.settings.root / "credentials.yml"),
-        ]
-        self.spawn("rasa", cmd, _child_env(self.settings))
-
-    def wait_ready(self, timeout: float = 180.0) -> float:
-        """Seconds until both servers answer; raises with the log tail if one dies."""
-        started = time.monotonic()
-        client = RasaClient(self.rasa_url)
-        while time.monotonic() - started < timeout:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
-            if client.is_ready() and self._actions_ready():
-                return time.monotonic() - started
-            time.sleep(0.5)
-        raise TimeoutError(f"servers not ready after {timeout:.0f}s; logs in {self.log_dir}")
-
-    def _actions_ready(self) -> bool:
-        try:
-            return requests.get(f"http://{self.settings.host}:{self.actions_port}/health", timeout=2).ok
-        except requests.RequestException:
-            return False
+    def kill(self, name: str, sig: int = 9) -> None:
+        """Kill one process (and its children) at once, as a crash would."""
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        proc.wait(timeout=15)
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -161,6 +180,49 @@ class Stack:
         self.procs.clear()
 
 
+def http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+@dataclass
+class Stack(Processes):
+    """Rasa server + action server (+ the web app under `concierge run`) on one machine."""
+
+    rasa_port: int = 0
+    actions_port: int = 0
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.settings.host}:{self.rasa_port}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://{self.settings.host}:{self.actions_port}/webhook"
+
+    def start_actions(self) -> None:
+        self.spawn("actions", actions_command(self.actions_port), actions_env(self.settings))
+
+    def start_rasa(self) -> None:
+        endpoints = self.log_dir / f"endpoints-{self.rasa_port}.yml"
+        endpoints.parent.mkdir(parents=True, exist_ok=True)
+        endpoints.write_text(endpoints_yaml(self.settings, self.actions_url))
+        self.spawn("rasa", rasa_command(self.settings, self.rasa_port, endpoints), rasa_env(self.settings))
+
+    def wait_ready(self, timeout: float = 180.0) -> float:
+        """Seconds until both servers answer; raises with the log tail if one dies."""
+        started = time.monotonic()
+        client = RasaClient(self.rasa_url)
+        while time.monotonic() - started < timeout:
+            self.check_alive()
+            if client.is_ready() and http_ok(f"http://{self.settings.host}:{self.actions_port}/health"):
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise TimeoutError(f"servers not ready after {timeout:.0f}s; logs in {self.log_dir}")
+
+
 @contextlib.contextmanager
 def running_stack(
     settings: Settings,
@@ -171,9 +233,9 @@ def running_stack(
     """Rasa + actions on the given (or free) ports for the duration of the block."""
     stack = Stack(
         settings,
-        rasa_port or free_port(settings.host),
-        actions_port or free_port(settings.host),
         log_dir or settings.var_dir / "logs",
+        rasa_port=rasa_port or free_port(settings.host),
+        actions_port=actions_port or free_port(settings.host),
     )
     try:
         stack.start_actions()

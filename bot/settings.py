@@ -41,10 +41,14 @@ class Settings:
             e.strip() for e in _env("CONCIERGE_ENCODERS", "usem3,e5").split(",") if e.strip()
         )
     )
+    # TensorFlow and BLAS threads per Rasa server process (run one process per core instead).
+    rasa_threads: int = field(default_factory=lambda: int(_env("CONCIERGE_RASA_THREADS", "1")))
     encoder_threads: int = field(default_factory=lambda: int(_env("CONCIERGE_ENCODER_THREADS", "1")))
     # Fused retrieval score below which the bot says it does not know.
     answer_min_score: float = field(default_factory=lambda: float(_env("CONCIERGE_ANSWER_MIN_SCORE", "0.5")))
     retrieval_top_k: int = 5
+    # Query embeddings remembered per encoder (residents repeat questions); 0 turns it off.
+    query_cache_size: int = field(default_factory=lambda: int(_env("CONCIERGE_QUERY_CACHE", "4096")))
     # Weight of each retrieval channel in the fused score (z-scores); "dense" is the default for
     # encoders not named. Tuned on the dev sets (see bench/).
     retrieval_weights: dict[str, float] = field(
@@ -60,14 +64,27 @@ class Settings:
             )
         )
     )
-    # Replies are cut to this many characters of resident input (longer input is still answered).
+    # Longest message a resident may send; a longer one gets a polite request to shorten it.
     max_message_chars: int = field(default_factory=lambda: int(_env("CONCIERGE_MAX_MESSAGE_CHARS", "2000")))
+    # Largest HTTP request body any server accepts (Flask, Rasa's Sanic, nginx); larger gets 413.
+    max_body_bytes: int = field(default_factory=lambda: int(_env("CONCIERGE_MAX_BODY_BYTES", str(64 * 1024))))
+    # Messages one resident may send on the widget or LINE (`limits` notation, ";" between rules),
+    # and where the counts live: memory:// for one process, redis://… shared by several.
+    rate_limit: str = field(default_factory=lambda: _env("CONCIERGE_RATE_LIMIT", "20/minute;300/hour"))
+    rate_limit_storage: str = field(default_factory=lambda: _env("CONCIERGE_RATE_LIMIT_STORAGE", "memory://"))
     request_timeout_s: float = field(default_factory=lambda: float(_env("CONCIERGE_REQUEST_TIMEOUT", "30")))
 
     # The concierge's database (tickets, unresolved questions, regional issues).
     db_url: str = field(default_factory=lambda: _env("CONCIERGE_DB_URL", ""))
+    # How long SQLite waits for another writer before "database is locked" (then we retry).
+    sqlite_busy_timeout_ms: int = field(default_factory=lambda: int(_env("CONCIERGE_SQLITE_BUSY_MS", "5000")))
+    # Tries of a database write (a ticket) before it is spooled to disk and the resident told.
+    db_attempts: int = field(default_factory=lambda: int(_env("CONCIERGE_DB_ATTEMPTS", "4")))
     # Rasa's tracker store: empty = SQLite under var/; a postgresql:// URL for deployments.
     tracker_db_url: str = field(default_factory=lambda: _env("CONCIERGE_TRACKER_DB_URL", ""))
+    # Rasa's lock store: empty = in-process locks (one Rasa server); redis://host:port/db when
+    # several Rasa servers share the conversations.
+    lock_store_url: str = field(default_factory=lambda: _env("CONCIERGE_LOCK_STORE_URL", ""))
     # usem3 cosine to an issue's centroid above which an unanswered question joins that issue.
     issue_similarity: float = field(default_factory=lambda: float(_env("CONCIERGE_ISSUE_SIMILARITY", "0.5")))
     # Consecutive unanswered questions after which the bot offers a person.

@@ -26,7 +26,7 @@ def _setup(small_knowledge, tmp_path, env_for, monkeypatch):
 def test_answer_names_counter_office_and_source(small_knowledge, tmp_path, env_for, monkeypatch):
     _setup(small_knowledge, tmp_path, env_for, monkeypatch)
     dispatcher = CollectingDispatcher()
-    events = ActionAnswer().run(dispatcher, _tracker("武蔵小杉に住んでいます。住民票がほしい"), {})
+    events = ActionAnswer().respond(dispatcher, _tracker("武蔵小杉に住んでいます。住民票がほしい"), {})
     text = dispatcher.messages[0]["text"]
     custom = dispatcher.messages[0]["custom"]
     assert "中原区役所" in text and "区民課" in text and "出典:" in text
@@ -39,10 +39,10 @@ def test_ward_asked_when_unknown_then_pending_question_answered(
 ):
     _setup(small_knowledge, tmp_path, env_for, monkeypatch)
     dispatcher = CollectingDispatcher()
-    ActionAnswer().run(dispatcher, _tracker("住民票がほしい"), {})
+    ActionAnswer().respond(dispatcher, _tracker("住民票がほしい"), {})
     assert any(b["title"] == "中原区" for b in dispatcher.messages[0]["buttons"])
     dispatcher = CollectingDispatcher()
-    ActionSetWard().run(
+    ActionSetWard().respond(
         dispatcher, _tracker("中原区です", "inform_ward", {"last_question": "住民票がほしい"}), {}
     )
     assert "中原区役所" in dispatcher.messages[0]["text"]
@@ -53,10 +53,10 @@ def test_closed_office_is_said_plainly_and_unknown_is_unresolved(
 ):
     _setup(small_knowledge, tmp_path, env_for, monkeypatch)
     dispatcher = CollectingDispatcher()
-    ActionAnswer().run(dispatcher, _tracker("柿生連絡所"), {})
+    ActionAnswer().respond(dispatcher, _tracker("柿生連絡所"), {})
     assert "廃止されました" in dispatcher.messages[0]["text"]
     dispatcher = CollectingDispatcher()
-    ActionAnswer().run(dispatcher, _tracker("おすすめのラーメン屋"), {})
+    ActionAnswer().respond(dispatcher, _tracker("おすすめのラーメン屋"), {})
     assert dispatcher.messages[0]["custom"]["unresolved"] is True
 
 

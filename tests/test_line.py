@@ -4,81 +4,27 @@ server standing in for the LINE API, against the live Rasa server."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
-import threading
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
+from line_support import SECRET, FakeLineApi, event, line_app, signed, start_line_api, text_event
 
 from bot.escalation import ChannelDelivery, Escalations, RasaDelivery
 from bot.line_messaging import LineClient, LineConfig
 from bot.rasa_client import RasaClient
 from bot.settings import Settings
 
-SECRET = "test-channel-secret"
-
-
-class FakeLineApi(BaseHTTPRequestHandler):
-    calls: ClassVar[list[tuple[str, dict]]] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        FakeLineApi.calls.append((self.path, json.loads(body or b"{}")))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"sentMessages": [{"id": "1", "quoteToken": "q"}]}')
-
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture()
 def line_api():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLineApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    FakeLineApi.calls = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server, url = start_line_api()
+    yield url
     server.shutdown()
 
 
 @pytest.fixture()
 def client(stack, line_api, monkeypatch):
-    monkeypatch.setenv("LINE_CHANNEL_SECRET", SECRET)
-    monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", "test-token")
-    monkeypatch.setenv("LINE_API_BASE", line_api)
-    monkeypatch.setenv("CONCIERGE_RASA_URL", stack.rasa_url)
-    from web import create_app
-
-    return create_app().test_client()
-
-
-def signed(events: list[dict]) -> tuple[bytes, dict]:
-    body = json.dumps({"destination": "Uxxxxxxxx", "events": events}, ensure_ascii=False).encode()
-    signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
-    return body, {"X-Line-Signature": signature, "Content-Type": "application/json"}
-
-
-def event(kind: str, user: str, **extra) -> dict:
-    return {
-        "type": kind,
-        "mode": "active",
-        "timestamp": int(time.time() * 1000),
-        "source": {"type": "user", "userId": user},
-        "webhookEventId": uuid.uuid4().hex,
-        "deliveryContext": {"isRedelivery": False},
-        "replyToken": uuid.uuid4().hex,
-        **extra,
-    }
-
-
-def text_event(user: str, text: str) -> dict:
-    return event("message", user, message={"type": "text", "id": "1", "text": text, "quoteToken": "q"})
+    return line_app(stack.rasa_url, line_api, monkeypatch).test_client()
 
 
 def test_text_message_gets_text_quick_replies_and_flex_card(client):

@@ -79,3 +79,40 @@ def test_a_small_model_trains_with_the_japanese_pipeline(tmp_path):
         timeout=600,
     )
     assert json.loads(out) == ["ask_juminhyo", "ask_kokuho"]
+
+
+def test_redis_lock_store_lets_one_server_at_a_time_hold_a_conversation():
+    """Twenty messages of one conversation arriving at once on two 'servers' (two lock stores,
+    ten threads each): every one gets the conversation, never two together."""
+    out = _run_in_rasa_env("""
+        import asyncio, json, threading, time, uuid
+        from rasa.utils.endpoints import EndpointConfig
+        from bot.lock_store import AtomicRedisLockStore
+        conversation = "lock-" + uuid.uuid4().hex
+        config = EndpointConfig(url="127.0.0.1", port=6379, db=5, key_prefix="concierge")
+        stores = [AtomicRedisLockStore(config), AtomicRedisLockStore(config)]
+        guard, holding, most, served = threading.Lock(), [0], [0], []
+        start = threading.Barrier(20)
+
+        async def message(store, n):
+            async with store.lock(conversation, wait_time_in_seconds=0.01):
+                with guard:
+                    holding[0] += 1
+                    most[0] = max(most[0], holding[0])
+                await asyncio.sleep(0.02)
+                with guard:
+                    holding[0] -= 1
+                    served.append(n)
+
+        def resident(n):
+            start.wait()
+            asyncio.run(message(stores[n % 2], n))
+
+        threads = [threading.Thread(target=resident, args=(n,)) for n in range(20)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        left = stores[0].get_lock(conversation)
+        print(json.dumps({"most": most[0], "served": sorted(served), "left": left is not None}))
+    """)
+    result = json.loads(out)
+    assert result == {"most": 1, "served": list(range(20)), "left": False}

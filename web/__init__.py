@@ -10,6 +10,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from bot.line_messaging import LineConfig
+from bot.rate_limit import SenderRateLimiter
 from bot.settings import Settings, get_settings
 
 csrf = CSRFProtect()
@@ -33,8 +34,7 @@ def create_app() -> Flask:
     app.config.update(
         RASA_URL=settings.rasa_base_url,
         REQUEST_TIMEOUT=settings.request_timeout_s,
-        MAX_CONTENT_LENGTH=64 * 1024,
-        MAX_MESSAGE_CHARS=settings.max_message_chars,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
         SECRET_KEY=_secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -43,6 +43,7 @@ def create_app() -> Flask:
         WTF_CSRF_TIME_LIMIT=8 * 3600,
     )
     csrf.init_app(app)
+    app.extensions["rate_limiter"] = SenderRateLimiter(settings.rate_limit, settings.rate_limit_storage)
     from web.staff import bp as staff_bp
     from web.staff import login_manager
     from web.widget import bp as widget_bp

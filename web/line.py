@@ -21,7 +21,7 @@ from linebot.v3.webhooks import (
 )
 
 from bot.line_messaging import LineClient, LineConfig, to_line_messages
-from bot.phrases import BOT_DOWN, NOT_TEXT
+from bot.phrases import BOT_DOWN, NOT_TEXT, RATE_LIMITED
 from bot.rasa_client import RasaClient
 
 
@@ -45,7 +45,10 @@ def create_blueprint(config: LineConfig) -> Blueprint:
         body = request.get_data(as_text=True)
         try:
             events = parser.parse(body, signature)
-        except (InvalidSignatureError, ValueError):
+        except InvalidSignatureError:
+            abort(400)
+        except (ValueError, TypeError, KeyError, AttributeError):  # signed, but not LINE's shape
+            current_app.logger.warning("LINE webhook body is not a LINE event list")
             abort(400)
         for event in events:
             user_id = getattr(event.source, "user_id", None)
@@ -57,7 +60,11 @@ def create_blueprint(config: LineConfig) -> Blueprint:
                 except requests.RequestException:
                     current_app.logger.warning("could not reset the LINE conversation")
                 continue
-            if isinstance(event, FollowEvent):
+            limiter = current_app.extensions["rate_limiter"]
+            if not limiter.allow("line", user_id):
+                seconds = limiter.retry_after("line", user_id)
+                messages = [TextMessage(text=RATE_LIMITED.format(seconds=seconds))]
+            elif isinstance(event, FollowEvent):
                 messages = answer(user_id, "/greet")
             elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
                 messages = answer(user_id, event.message.text)

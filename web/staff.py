@@ -299,12 +299,10 @@ def knowledge_entry(kind: str, entry_id: str):
         save = request.form.get("do") == "save"
         result = edit(settings.knowledge_dir, kind, entry_id, fields, settings.answer_min_score, save)
         if result.saved:
-            from bot.retrieval.documents import documents_from
-            from bot.retrieval.index import build_index
+            from bot.retrieval.maintenance import build_from_knowledge
 
-            build_index(
-                documents_from(_reload_kb()), _issues().encoders, settings.index_dir, settings.cache_dir
-            )
+            _reload_kb()
+            build_from_knowledge(settings, _issues().encoders)
             _audit("knowledge-save", f"{kind}:{entry_id}", ", ".join(fields))
             flash("保存して索引を作り直しました。ボットの次の回答から反映されます。")
     return render_template(

@@ -13,7 +13,7 @@ import requests
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
 
 from bot.knowledge import WARDS
-from bot.phrases import BOT_DOWN
+from bot.phrases import BOT_DOWN, RATE_LIMITED
 from bot.rasa_client import RasaClient
 
 bp = Blueprint("widget", __name__)
@@ -73,8 +73,13 @@ def message():
     text = body.get("message")
     if not isinstance(text, str):
         return jsonify(error="message must be text"), 400
+    limiter = current_app.extensions["rate_limiter"]
+    if not limiter.allow("widget", sender):
+        seconds = limiter.retry_after("widget", sender)
+        resp = jsonify(messages=[{"text": RATE_LIMITED.format(seconds=seconds)}], error="rate_limited")
+        return resp, 429, {"Retry-After": str(seconds)}
     try:
-        messages = _rasa().send(f"web-{sender}", text[: current_app.config["MAX_MESSAGE_CHARS"]], "widget")
+        messages = _rasa().send(f"web-{sender}", text, "widget")  # Rasa's channel refuses over-long text
     except requests.RequestException:
         current_app.logger.warning("Rasa server unreachable at %s", current_app.config["RASA_URL"])
         return jsonify(messages=[{"text": BOT_DOWN}], error="bot_unavailable"), 503

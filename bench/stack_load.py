@@ -1,0 +1,180 @@
+"""The running concierge under load: cold start, NLU parse latency, REST reply latency at several
+concurrencies, sustained throughput, and the memory of each process.
+
+The load comes from wrk (Debian's package) on loopback with bench/wrk_rest.lua: residents with
+conversations of a few turns, questions taken from the team's dev set. The node runs as deployed
+(docs/deploy.md): nginx in front of two Rasa servers (one per core) and an action server, Rasa's
+tracker store and the concierge database on PostgreSQL (a fresh database, dropped afterwards),
+Rasa's lock store on Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import requests
+
+from bench.figures import percentile
+from bench.kawasaki_retrieval import dev_rows
+from bot.cluster import Cluster
+from bot.settings import ROOT, Settings
+
+WRK_SCRIPT = ROOT / "bench" / "wrk_rest.lua"
+RASA_PROCESSES, ACTION_PROCESSES = 2, 1  # one Rasa server per core; one action server is enough
+SENDERS_PER_THREAD = 200  # a few turns per resident over a run, as in real use
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    import psycopg
+
+    name = f"concierge_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        from bot.storage.db import _engines
+
+        for url in [u for u in _engines if u.endswith(f"/{name}")]:
+            _engines.pop(url).dispose()
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def questions_file(out_dir: Path) -> Path:
+    """The dev questions as JSON string literals, one per line (what the wrk script sends)."""
+    path = out_dir / "questions.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(json.dumps(r["q"], ensure_ascii=False) + "\n" for r in dev_rows()), encoding="utf-8"
+    )
+    return path
+
+
+@contextlib.contextmanager
+def cold_started_node(
+    settings: Settings, log_dir: Path, env: dict[str, str]
+) -> Iterator[tuple[Cluster, float]]:
+    """Start the node; yield it and the seconds from the first process start to the first answer."""
+    node = Cluster(settings, log_dir, rasa_count=RASA_PROCESSES, action_count=ACTION_PROCESSES, env=env)
+    started = time.monotonic()
+    try:
+        node.start()
+        while True:  # the first answer, as a resident would see it, through nginx
+            node.check_alive()
+            try:
+                resp = requests.post(
+                    f"{node.rasa_url}/webhooks/rest/webhook",
+                    json={"sender": f"cold-{uuid.uuid4().hex[:6]}", "message": "住民票の写しがほしい"},
+                    timeout=120,
+                )
+                if resp.ok and "区民課" in json.dumps(resp.json(), ensure_ascii=False):
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() - started > 300:
+                raise TimeoutError(f"no answer after 300 s; logs in {log_dir}")
+            time.sleep(0.2)
+        cold = time.monotonic() - started
+        node.wait_ready()
+        yield node, cold
+    finally:
+        node.stop()
+
+
+def nlu_latency(rasa_url: str, n: int = 200) -> dict[str, float]:
+    """POST /model/parse one at a time: the Rasa NLU pipeline alone (tokenizer, featurizers, DIET)."""
+    questions = [r["q"] for r in dev_rows()]
+    session = requests.Session()
+    latencies = []
+    for i in range(n + 10):
+        t0 = time.perf_counter()
+        session.post(f"{rasa_url}/model/parse", json={"text": questions[i % len(questions)]}, timeout=30)
+        if i >= 10:
+            latencies.append((time.perf_counter() - t0) * 1000)
+    return {"nlu_p50_ms": percentile(latencies, 50), "nlu_p95_ms": percentile(latencies, 95)}
+
+
+def wrk(
+    url: str, connections: int, seconds: int, questions: Path, prefix: str, senders: int = SENDERS_PER_THREAD
+) -> dict:
+    """One wrk run; returns latency percentiles (ms), throughput and errors."""
+    binary = shutil.which("wrk")
+    if not binary:
+        raise FileNotFoundError("wrk is not installed (Debian package wrk; `make bench` installs it)")
+    threads = min(2, connections)
+    cmd = [
+        binary, "-c", str(connections), "-t", str(threads), "-d", f"{seconds}s", "--timeout", "30s",
+        "-s", str(WRK_SCRIPT), url, "--", str(questions), prefix, str(senders),
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 90).stdout
+    raw = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    errors = sum(v for k, v in raw.items() if k.startswith("errors_")) + raw["apologies"]
+    return {
+        "p50_ms": raw["p50_us"] / 1000,
+        "p95_ms": raw["p95_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "msgs_s": raw["requests"] / (raw["duration_us"] / 1e6),
+        "requests": raw["requests"],
+        "errors": errors,
+        "empty_replies": raw["empty_replies"],
+    }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs) / 2**20
+    except psutil.NoSuchProcess:
+        return float("nan")
+
+
+def run(out_dir: Path, throughput_s: int = 60, step_s: int = 15) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    questions = questions_file(out_dir)
+    with fresh_database() as db:
+        env = {  # the child processes read their settings from the environment
+            "CONCIERGE_DB_URL": db.replace("postgresql://", "postgresql+psycopg://"),
+            "CONCIERGE_TRACKER_DB_URL": db,
+            "CONCIERGE_LOCK_STORE_URL": REDIS_URL,
+        }
+        settings = dataclasses.replace(
+            Settings(), db_url=env["CONCIERGE_DB_URL"], tracker_db_url=db, lock_store_url=REDIS_URL
+        )
+        logs = out_dir / "logs"
+        shutil.rmtree(logs, ignore_errors=True)  # this run's logs only
+        with cold_started_node(settings, logs, env) as (stack, cold):
+            figures["cold_start_s"] = cold
+            figures.update(nlu_latency(stack.rasa_urls[0]))
+            url = stack.rasa_url
+            wrk(url, 8, 5, questions, "warmup")
+            for c in (1, 8, 32):
+                result = wrk(url, c, step_s, questions, f"c{c}-{uuid.uuid4().hex[:4]}")
+                for key in ("p50_ms", "p95_ms", "p99_ms", "msgs_s", "errors"):
+                    name = key.replace("_ms", "")
+                    figures[f"rest_{name}_ms_c{c}" if key.endswith("_ms") else f"rest_{key}_c{c}"] = result[
+                        key
+                    ]
+            sustained = wrk(url, 8, throughput_s, questions, f"sustained-{uuid.uuid4().hex[:4]}")
+            figures["throughput_msgs_s"] = sustained["msgs_s"]
+            figures["throughput_errors"] = sustained["errors"]
+            figures["throughput_p95_ms"] = sustained["p95_ms"]
+            figures["throughput_seconds"] = throughput_s
+            for name, proc in stack.procs.items():
+                figures[f"rss_{name}_mb"] = rss_mb(proc.pid)
+    return figures

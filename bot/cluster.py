@@ -1,0 +1,155 @@
+"""The multi-process deployment: nginx in front of several Rasa servers and action servers, the
+web app under gunicorn, Rasa's tracker store on PostgreSQL and its lock store on Redis.
+
+Every Rasa server reads and writes conversations in the shared tracker store and takes the
+conversation's lock in Redis, so any of them can answer any message; nginx spreads requests and
+moves on when a process is gone. `concierge cluster` starts it on one machine; docs/deploy.md
+says how the same pieces spread over several.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.rasa_client import RasaClient
+from bot.services import (
+    Processes,
+    actions_command,
+    actions_env,
+    endpoints_yaml,
+    free_port,
+    http_ok,
+    rasa_command,
+    rasa_env,
+)
+from bot.settings import Settings
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf.template"
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+    if not found:
+        raise FileNotFoundError("nginx is not installed (Debian package nginx; `make test` installs it)")
+    return found
+
+
+@dataclass
+class Cluster(Processes):
+    rasa_count: int = 2
+    action_count: int = 2
+    web_workers: int = 2
+    public_port: int = 0  # nginx → web app (residents and staff)
+    rasa_lb_port: int = 0  # nginx → Rasa servers
+    actions_lb_port: int = 0  # nginx → action servers
+    rasa_ports: list[int] = field(default_factory=list)
+    action_ports: list[int] = field(default_factory=list)
+    web_port: int = 0
+    lock_lifetime_s: int = 15
+
+    def __post_init__(self) -> None:
+        host = self.settings.host
+        self.public_port = self.public_port or free_port(host)
+        self.rasa_lb_port = self.rasa_lb_port or free_port(host)
+        self.actions_lb_port = self.actions_lb_port or free_port(host)
+        self.rasa_ports = self.rasa_ports or [free_port(host) for _ in range(self.rasa_count)]
+        self.action_ports = self.action_ports or [free_port(host) for _ in range(self.action_count)]
+        self.web_port = self.web_port or free_port(host)
+
+    def url(self, port: int) -> str:
+        return f"http://{self.settings.host}:{port}"
+
+    @property
+    def public_url(self) -> str:
+        return self.url(self.public_port)
+
+    @property
+    def rasa_url(self) -> str:
+        """The Rasa servers behind nginx."""
+        return self.url(self.rasa_lb_port)
+
+    @property
+    def rasa_urls(self) -> list[str]:
+        """Each Rasa server directly."""
+        return [self.url(p) for p in self.rasa_ports]
+
+    def nginx_conf(self) -> str:
+        run = self.log_dir / "nginx"
+        run.mkdir(parents=True, exist_ok=True)
+
+        def servers(ports: list[int]) -> str:
+            return "\n".join(
+                f"        server {self.settings.host}:{p} max_fails=1 fail_timeout=5s;" for p in ports
+            )
+
+        values = {
+            "USER": "user root;" if os.geteuid() == 0 else "",  # workers write temp files under var/
+            "RUN": str(run),
+            "LOGS": str(self.log_dir),
+            "MAX_BODY": str(self.settings.max_body_bytes),
+            "HOST": self.settings.host,
+            "WEB_PORT": str(self.web_port),
+            "PUBLIC_PORT": str(self.public_port),
+            "RASA_PORT": str(self.rasa_lb_port),
+            "ACTIONS_PORT": str(self.actions_lb_port),
+            "RASA_SERVERS": servers(self.rasa_ports),
+            "ACTION_SERVERS": servers(self.action_ports),
+        }
+        text = TEMPLATE.read_text()
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", value)
+        path = run / "nginx.conf"
+        path.write_text(text)
+        return str(path)
+
+    def start(self) -> None:
+        for i, port in enumerate(self.action_ports, 1):
+            self.spawn(f"actions-{i}", actions_command(port), actions_env(self.settings))
+        conf = self.nginx_conf()
+        self.spawn(
+            "nginx", [nginx_binary(), "-c", conf, "-p", str(self.log_dir / "nginx")], os.environ.copy()
+        )
+        endpoints = self.log_dir / "endpoints.yml"
+        endpoints.write_text(endpoints_yaml(self.settings, f"{self.url(self.actions_lb_port)}/webhook"))
+        # A conversation's lock outlives a crashed holder by this long (Rasa's default is 60 s).
+        rasa = {**rasa_env(self.settings), "TICKET_LOCK_LIFETIME": str(self.lock_lifetime_s)}
+        for i, port in enumerate(self.rasa_ports, 1):
+            self.spawn(f"rasa-{i}", rasa_command(self.settings, port, endpoints), rasa)
+        web_env = {**os.environ, "CONCIERGE_RASA_URL": self.rasa_url, "PYTHONPATH": str(self.settings.root)}
+        gunicorn = [
+            sys.executable, "-m", "gunicorn",
+            "--workers", str(self.web_workers), "--threads", "8",
+            "--bind", f"{self.settings.host}:{self.web_port}",
+            "--timeout", "60", "--graceful-timeout", "10",
+            "web:create_app()",
+        ]  # fmt: skip
+        self.spawn("web", gunicorn, web_env)
+
+    def wait_ready(self, timeout: float = 240.0) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            self.check_alive()
+            ready = all(RasaClient(u).is_ready() for u in self.rasa_urls)
+            ready = ready and all(http_ok(f"{self.url(p)}/health") for p in self.action_ports)
+            ready = ready and http_ok(f"{self.public_url}/healthz")
+            if ready:
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise TimeoutError(f"cluster not ready after {timeout:.0f}s; logs in {self.log_dir}")
+
+
+def cluster_settings_problems(settings: Settings) -> list[str]:
+    """What a multi-process deployment needs that these settings lack."""
+    problems = []
+    if not settings.tracker_db_url.startswith("postgresql"):
+        problems.append("CONCIERGE_TRACKER_DB_URL must be a postgresql:// URL (Rasa's shared tracker store)")
+    if not settings.db_url.startswith("postgresql"):
+        problems.append("CONCIERGE_DB_URL must be a postgresql+psycopg:// URL (the concierge database)")
+    if not settings.lock_store_url.startswith("redis"):
+        problems.append("CONCIERGE_LOCK_STORE_URL must be a redis:// URL (Rasa's lock store)")
+    return problems

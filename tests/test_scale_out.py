@@ -1,0 +1,150 @@
+"""The multi-process deployment (docs/deploy.md): two Rasa servers and two action servers behind
+nginx, Rasa's tracker store on PostgreSQL and its lock store on Redis, the web app under gunicorn.
+
+One conversation may land on either Rasa server and its state carries over; one Rasa server can
+die under load and residents keep getting answers through nginx.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from bot.rasa_client import RasaClient
+from bot.settings import Settings
+
+REDIS_URL = "redis://127.0.0.1:6379/5"
+
+
+@pytest.fixture(scope="module")
+def cluster(stack, pg_databases, tmp_path_factory):
+    import dataclasses
+
+    import redis
+
+    from bot.cluster import Cluster
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        pytest.fail("Redis is not reachable at 127.0.0.1:6379 (.ci/run starts it)")
+    with pg_databases("concierge_cluster") as db:
+        env = {
+            "CONCIERGE_DB_URL": db.replace("postgresql://", "postgresql+psycopg://"),
+            "CONCIERGE_TRACKER_DB_URL": db,
+            "CONCIERGE_LOCK_STORE_URL": REDIS_URL,
+        }
+        settings = dataclasses.replace(
+            Settings(), db_url=env["CONCIERGE_DB_URL"], tracker_db_url=db, lock_store_url=REDIS_URL
+        )
+        group = Cluster(settings, tmp_path_factory.mktemp("cluster-logs"), env=env)
+        try:
+            group.start()
+            group.wait_ready()
+            yield group
+        finally:
+            group.stop()
+
+
+def _say(url: str, sender: str, text: str) -> list[dict]:
+    resp = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def _text(messages: list[dict]) -> str:
+    return "\n".join(m.get("text") or "" for m in messages)
+
+
+def test_one_conversation_alternates_between_two_rasa_servers(cluster):
+    a, b = cluster.rasa_urls
+    sender = f"alt-{uuid.uuid4().hex[:8]}"
+    _say(a, sender, "宮前区に住んでいます")
+    answer = _text(_say(b, sender, "保育園の申し込みはどこですか"))  # the ward was given to the other server
+    assert "宮前区" in answer
+    answer = _text(_say(a, sender, "児童手当の手続きは？"))
+    assert "宮前区" in answer
+    tracker = RasaClient(b).tracker(sender)
+    assert tracker["slots"]["ward"] == "宮前区"
+    said = [e["text"] for e in tracker["events"] if e["event"] == "user"]
+    assert said == ["宮前区に住んでいます", "保育園の申し込みはどこですか", "児童手当の手続きは？"]
+
+
+def test_concurrent_messages_of_one_resident_on_both_servers_are_all_kept(cluster):
+    """Redis's conversation lock makes the two servers take turns: no turn is lost."""
+    sender = f"both-{uuid.uuid4().hex[:8]}"
+    questions = [
+        "住民票の写しがほしい",
+        "印鑑登録をしたい",
+        "転入届はどこ",
+        "児童手当の申請",
+        "国民健康保険に入りたい",
+        "戸籍謄本がほしい",
+    ]
+    urls = [cluster.rasa_urls[i % 2] for i in range(len(questions))]
+    with ThreadPoolExecutor(len(questions)) as pool:
+        replies = list(pool.map(lambda uq: _say(uq[0], sender, uq[1]), zip(urls, questions, strict=True)))
+    assert all(replies)
+    events = RasaClient(cluster.rasa_urls[0]).tracker(sender)["events"]
+    said = [e["text"] for e in events if e["event"] == "user"]
+    assert sorted(said) == sorted(questions)
+    # every turn is complete: each user message is followed by the bot's answer before the next one
+    kinds = [e["event"] for e in events if e["event"] in ("user", "bot")]
+    assert kinds.count("bot") >= len(questions)
+    assert "user" not in [kinds[i + 1] for i, k in enumerate(kinds[:-1]) if k == "user"]
+
+
+def test_web_app_behind_nginx_answers_through_the_cluster(cluster):
+    resp = requests.post(
+        f"{cluster.public_url}/api/message",
+        json={"sender": f"web{uuid.uuid4().hex[:10]}", "message": "住民票はどこで取れる？"},
+        timeout=60,
+    )
+    assert resp.status_code == 200 and "区民課" in _text(resp.json()["messages"])
+
+
+def test_killing_one_rasa_server_under_load_loses_no_answer(cluster):
+    """Kill -9 one Rasa server while four residents keep writing through nginx."""
+    results: list[tuple[float, bool, str]] = []
+    stop = threading.Event()
+    killed_at: list[float] = []
+
+    def resident(n: int) -> None:
+        sender = f"load-{n}-{uuid.uuid4().hex[:6]}"
+        questions = [
+            "住民票はどこで取れる？",
+            "保育園の申し込みは？",
+            "印鑑登録をしたい",
+            "国民健康保険の加入",
+        ]
+        i = 0
+        while not stop.is_set():
+            try:
+                text = _text(_say(cluster.rasa_url, sender, questions[i % len(questions)]))
+                ok = bool(text) and "Please try again shortly" not in text
+                results.append((time.monotonic(), ok, text[:80]))
+            except requests.RequestException as err:
+                results.append((time.monotonic(), False, repr(err)[:200]))
+            i += 1
+
+    threads = [threading.Thread(target=resident, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(4)
+    cluster.kill("rasa-1")
+    killed_at.append(time.monotonic())
+    time.sleep(10)
+    stop.set()
+    for t in threads:
+        t.join(timeout=90)
+    after = [r for r in results if r[0] > killed_at[0]]
+    failures = [r for r in results if not r[1]]
+    assert len(results) > 20 and len(after) > 10, (
+        f"too few answers: {len(results)} in all, {len(after)} after"
+    )
+    assert failures == [], f"{len(failures)} of {len(results)} failed, e.g. {failures[:3]}"
