@@ -14,7 +14,7 @@ NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/nl
 MODEL := models/concierge.tar.gz
 INDEX := var/index/manifest.json
 
-.PHONY: install prepare run cluster test train index lint lock clean bench bench-quality eval system-deps services
+.PHONY: install prepare run cluster test train index lint lock clean bench bench-scale bench-quality eval system-deps services
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed
 
@@ -83,6 +83,10 @@ test: prepare system-deps services
 # Figures, not tests: speed, load, scale-out cost on this machine (one table, var/bench/latest.json).
 bench: prepare system-deps services
 	$(VENV)/bin/python -m bench.run
+
+# Index cost up to 100k synthetic entries (about 12 minutes: 200k texts to embed) and FAISS types there.
+bench-scale: prepare
+	$(VENV)/bin/python -m bench.run --only scale --sizes 1000,10000,100000
 
 # Retrieval quality on LocalgovFAQ (test split), BM25 vs dense vs hybrid.
 LOCALGOVFAQ ?= ../shared/benchmarks/localgovfaq

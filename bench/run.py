@@ -104,28 +104,33 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--sustained", type=int, default=60, help="seconds of sustained load")
     parser.add_argument("--step", type=int, default=15, help="seconds per concurrency step")
-    parser.add_argument("--sizes", default="1000,10000,100000", help="synthetic knowledge sizes")
+    parser.add_argument(
+        "--sizes", default="1000,10000", help="synthetic knowledge sizes (bench-scale: +100000)"
+    )
     args = parser.parse_args()
     out = get_settings().var_dir / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    flat: dict[str, object] = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-    }
+    latest = out / "latest.json"
+    # figures of sections not run this time stay from their last run (each section stamps its time)
+    flat: dict[str, object] = json.loads(latest.read_text()) if latest.exists() else {}
+    flat.update(cpus=os.cpu_count(), python=platform.python_version())
     started = time.monotonic()
     print(f"make bench on {os.cpu_count()} cores, Python {platform.python_version()}")
     only = set(args.only.split(","))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if "retrieval" in only:
         retrieval_section(flat)
+        flat["retrieval_measured_at"] = stamp
     if "stack" in only:
         stack_section(flat, out, args.sustained, args.step)
+        flat["stack_measured_at"] = stamp
     if "scale" in only:
         scale_section(flat, out, tuple(int(n) for n in args.sizes.split(",")))
+        flat["scale_measured_at"] = stamp
     flat["bench_seconds"] = round(time.monotonic() - started, 1)
     flat = {k: round(v, 3) if isinstance(v, float) else v for k, v in flat.items()}
-    (out / "latest.json").write_text(json.dumps(flat, indent=1, ensure_ascii=False))
-    print(f"\n{len(flat)} figures in {flat['bench_seconds']} s → {out / 'latest.json'}")
+    latest.write_text(json.dumps(flat, indent=1, ensure_ascii=False))
+    print(f"\n{len(flat)} figures ({flat['bench_seconds']} s this run) → {latest}")
     return 0
 
 

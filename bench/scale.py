@@ -97,8 +97,10 @@ def build(n: int, out: Path) -> dict:
 
 def compare_faiss(index_dir: Path, k: int = 10) -> dict[str, dict]:
     """Exact flat search against approximate HNSW and IVF on the same vectors."""
-    flat = faiss.read_index(str(index_dir / "usem3.faiss"))
-    vectors = flat.reconstruct_n(0, flat.ntotal)
+    built = faiss.read_index(str(index_dir / "usem3.faiss"))  # flat or HNSW: the vectors either way
+    vectors = built.reconstruct_n(0, built.ntotal)
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
     rng = np.random.default_rng(0)
     queries = vectors[rng.choice(len(vectors), 200, replace=False)] + rng.normal(
         0, 0.02, (200, vectors.shape[1])
