@@ -28,30 +28,13 @@ from bench.figures import percentile
 from bench.kawasaki_retrieval import dev_rows
 from bot.cluster import Cluster
 from bot.settings import ROOT, Settings
+from bot.storage.scratch import scratch_database
 
 WRK_SCRIPT = ROOT / "bench" / "wrk_rest.lua"
 RASA_PROCESSES, ACTION_PROCESSES = 2, 1  # one Rasa server per core; one action server is enough
 SENDERS_PER_THREAD = 200  # a few turns per resident over a run, as in real use
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    import psycopg
-
-    name = f"concierge_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        from bot.storage.db import _engines
-
-        for url in [u for u in _engines if u.endswith(f"/{name}")]:
-            _engines.pop(url).dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def questions_file(out_dir: Path) -> Path:
@@ -147,7 +130,7 @@ def rss_mb(pid: int) -> float:
 def run(out_dir: Path, throughput_s: int = 60, step_s: int = 15) -> dict[str, float]:
     figures: dict[str, float] = {}
     questions = questions_file(out_dir)
-    with fresh_database() as db:
+    with scratch_database(PG_ADMIN, "concierge_bench") as db:
         env = {  # the child processes read their settings from the environment
             "CONCIERGE_DB_URL": db.replace("postgresql://", "postgresql+psycopg://"),
             "CONCIERGE_TRACKER_DB_URL": db,

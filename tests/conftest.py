@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -31,21 +30,14 @@ def fresh_pg_database(prefix: str):
     """A new, empty PostgreSQL database (URL without driver), dropped afterwards."""
     import psycopg
 
+    from bot.storage.scratch import scratch_database
+
     try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
     except psycopg.OperationalError:
         pytest.fail("PostgreSQL is not reachable at 127.0.0.1:5432 (.ci/run starts it)")
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        from bot.storage.db import _engines
-
-        for url in [u for u in _engines if u.endswith(f"/{name}")]:
-            _engines.pop(url).dispose()
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_database(PG_ADMIN, prefix) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -107,10 +107,9 @@ def test_unreachable_database_spools_the_ticket_and_writes_it_when_back(tmp_path
         messages = esc.get(tickets[0]["id"])["messages"]
         assert messages[0]["author"] == "resident" and "090-1234-5678" not in messages[0]["text"]
     finally:
-        from bot.storage.db import _engines
+        from bot.storage.db import forget_engines
 
-        for key in [u for u in _engines if u.endswith(f"/{name}")]:
-            _engines.pop(key).dispose()
+        forget_engines(name)
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -63,3 +63,10 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def forget_engines(database: str) -> None:
+    """Close and drop this process's engines for a database about to be removed."""
+    with _lock:
+        for url in [u for u in _engines if u.endswith(f"/{database}")]:
+            _engines.pop(url).dispose()
