@@ -125,7 +125,11 @@
         signal: controller.signal,
       });
       const data = await resp.json();
-      if (!resp.ok) throw new Error(data.error || String(resp.status));
+      if (!resp.ok) {
+        const err = new Error(data.error || String(resp.status));
+        err.messages = data.messages;  // e.g. the polite "wait a moment" of a rate limit
+        throw err;
+      }
       return data;
     } finally { clearTimeout(timer); }
   }
@@ -151,8 +155,11 @@
         }
       }
       setQuickReplies(buttons);
-    } catch {
-      add({ who: "bot", text: "通信できませんでした。時間をおいてもう一度お試しください。", retry: message, retryLabel: shown });
+    } catch (err) {
+      const said = (err && err.messages) || [];
+      const text = said.map((m) => m.text).filter(Boolean).join("\n")
+        || "通信できませんでした。時間をおいてもう一度お試しください。";
+      add({ who: "bot", text, retry: message, retryLabel: shown });
     } finally {
       typing.hidden = true;
       sendButton.disabled = false;
