@@ -33,7 +33,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf.templ
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")  # sbin: not on every PATH
     if not found:
         raise FileNotFoundError("nginx is not installed (Debian package nginx; `make test` installs it)")
     return found

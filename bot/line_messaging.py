@@ -71,26 +71,8 @@ def office_card(card: dict) -> FlexMessage:
                     ],
                 }
             )
-    footer = []
-    if card.get("map_url"):
-        footer.append(
-            {
-                "type": "button",
-                "style": "link",
-                "height": "sm",
-                "action": {"type": "uri", "label": "地図を開く", "uri": card["map_url"]},
-            }
-        )
-    source = card.get("source") or {}
-    if source.get("url"):
-        footer.append(
-            {
-                "type": "button",
-                "style": "link",
-                "height": "sm",
-                "action": {"type": "uri", "label": "出典", "uri": source["url"]},
-            }
-        )
+    links = [("地図を開く", card.get("map_url")), ("出典", (card.get("source") or {}).get("url"))]
+    footer = [_link_button(label, uri) for label, uri in links if uri]
     title = card.get("office") or card.get("counter") or "窓口のご案内"
     bubble = {
         "type": "bubble",
@@ -154,3 +136,13 @@ class LineClient:
             MessagingApi(client).push_message(
                 PushMessageRequest(to=user_id, messages=messages[:MAX_MESSAGES])
             )
+
+
+def _link_button(label: str, uri: str) -> dict:
+    """A Flex footer button that opens a web page."""
+    return {
+        "type": "button",
+        "style": "link",
+        "height": "sm",
+        "action": {"type": "uri", "label": label, "uri": uri},
+    }
