@@ -1,8 +1,9 @@
-"""Per-sender message budgets for the residents' channels (widget and LINE).
+"""Budgets kept with the `limits` library: messages per resident on the widget and LINE, and
+failed staff logins per account and per address.
 
-Built on the `limits` library: a moving window per (channel, sender). The store is in-process
-memory by default; a deployment with several web processes points CONCIERGE_RATE_LIMIT_STORAGE at
-Redis so that every process counts the same messages.
+Each is a moving window. The store is in-process memory by default; a deployment with several web
+processes points CONCIERGE_RATE_LIMIT_STORAGE at Redis so that every process counts the same
+messages and the same failed logins.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from limits import parse_many, storage, strategies
+from limits import parse, parse_many, storage, strategies
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +38,51 @@ class SenderRateLimiter:
         except Exception:
             return 1
         return max(1, int(max(resets) - time.time()) + 1)
+
+
+class LoginThrottle:
+    """Failed logins allowed per account and per address within a window (`limits` notation).
+
+    An address gets more tries than an account: a ward office's staff share one address. A
+    successful login forgets the account's failures. A store that cannot be reached throttles
+    nobody (logged), as for residents' messages."""
+
+    def __init__(
+        self,
+        per_account: str = "5/5minutes",
+        per_address: str = "20/5minutes",
+        storage_uri: str = "memory://",
+    ) -> None:
+        self.rules = {"account": parse(per_account), "address": parse(per_address)}
+        self.storage_uri = storage_uri
+        self._limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+
+    @property
+    def _where(self) -> str:
+        return self.storage_uri.split("@")[-1]  # no password in the log
+
+    def _keys(self, name: str, address: str) -> dict[str, str]:
+        return {"account": name, "address": address}
+
+    def blocked(self, name: str, address: str) -> bool:
+        try:
+            return not all(
+                self._limiter.test(self.rules[kind], "login", kind, key)
+                for kind, key in self._keys(name, address).items()
+            )
+        except Exception:
+            log.warning("login-throttle store %s unreachable; not throttling", self._where)
+            return False
+
+    def failed(self, name: str, address: str) -> None:
+        try:
+            for kind, key in self._keys(name, address).items():
+                self._limiter.hit(self.rules[kind], "login", kind, key)
+        except Exception:
+            log.warning("login-throttle store %s unreachable; failure not counted", self._where)
+
+    def succeeded(self, name: str) -> None:
+        try:
+            self._limiter.clear(self.rules["account"], "login", "account", name)
+        except Exception:
+            log.warning("login-throttle store %s unreachable", self._where)

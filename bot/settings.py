@@ -78,6 +78,13 @@ class Settings:
     # and where the counts live: memory:// for one process, redis://… shared by several.
     rate_limit: str = field(default_factory=lambda: _env("CONCIERGE_RATE_LIMIT", "20/minute;300/hour"))
     rate_limit_storage: str = field(default_factory=lambda: _env("CONCIERGE_RATE_LIMIT_STORAGE", "memory://"))
+    # Failed staff logins allowed per account and per address (same store as rate_limit_storage).
+    login_failures_per_account: str = field(
+        default_factory=lambda: _env("CONCIERGE_LOGIN_LIMIT", "5/5minutes")
+    )
+    login_failures_per_address: str = field(
+        default_factory=lambda: _env("CONCIERGE_LOGIN_ADDRESS_LIMIT", "20/5minutes")
+    )
     request_timeout_s: float = field(default_factory=lambda: float(_env("CONCIERGE_REQUEST_TIMEOUT", "30")))
 
     # The concierge's database (tickets, unresolved questions, regional issues).

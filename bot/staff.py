@@ -1,10 +1,6 @@
-"""Staff accounts, login throttling and the audit log of the staff console."""
+"""Staff accounts and the audit log of the staff console (login throttling: bot/rate_limit.py)."""
 
 from __future__ import annotations
-
-import threading
-import time
-from collections import defaultdict, deque
 
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -76,41 +72,3 @@ def audit_log(db_url: str, limit: int = 200) -> list[dict]:
             }
             for r in rows
         ]
-
-
-class LoginThrottle:
-    """Failed logins allowed per account and per address within `window` seconds.
-
-    An address gets more tries than an account: a ward office's staff share one address.
-    Kept in the web process: several web processes each count their own failures (a shared
-    store is for the scale-out issue)."""
-
-    def __init__(self, per_name: int = 5, per_address: int = 20, window: float = 300.0) -> None:
-        self.limits = {"name": per_name, "addr": per_address}
-        self.window = window
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures[key]
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        return failures
-
-    def blocked(self, name: str, address: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            return (
-                len(self._recent(f"name:{name}", now)) >= self.limits["name"]
-                or len(self._recent(f"addr:{address}", now)) >= self.limits["addr"]
-            )
-
-    def failed(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in (f"name:{name}", f"addr:{address}"):
-                self._recent(key, now).append(now)
-
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(f"name:{name}", None)

@@ -148,3 +148,20 @@ def test_killing_one_rasa_server_under_load_loses_no_answer(cluster):
         f"too few answers: {len(results)} in all, {len(after)} after"
     )
     assert failures == [], f"{len(failures)} of {len(results)} failed, e.g. {failures[:3]}"
+
+
+def test_failed_staff_logins_are_counted_across_web_processes():
+    """Two gunicorn workers (or nodes) share the failed-login counts through Redis: five failures
+    spread over both block the account on each; a success on one clears it for both."""
+    from bot.rate_limit import LoginThrottle
+
+    store = "redis://127.0.0.1:6379/5"
+    first, second = (LoginThrottle("5/5minutes", "20/5minutes", store) for _ in range(2))
+    account, address = f"guessed-{uuid.uuid4().hex[:6]}", f"10.0.{uuid.uuid4().int % 250}.1"
+    for i in range(5):
+        assert not first.blocked(account, address) and not second.blocked(account, address)
+        (first if i % 2 else second).failed(account, address)
+    assert first.blocked(account, address) and second.blocked(account, address)
+    assert not first.blocked("another-account", f"{address}0")  # only that account and address
+    second.succeeded(account)
+    assert not first.blocked(account, f"{address}0")

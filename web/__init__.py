@@ -10,7 +10,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from bot.line_messaging import LineConfig
-from bot.rate_limit import SenderRateLimiter
+from bot.rate_limit import LoginThrottle, SenderRateLimiter
 from bot.settings import Settings, get_settings
 
 csrf = CSRFProtect()
@@ -44,6 +44,9 @@ def create_app() -> Flask:
     )
     csrf.init_app(app)
     app.extensions["rate_limiter"] = SenderRateLimiter(settings.rate_limit, settings.rate_limit_storage)
+    app.extensions["login_throttle"] = LoginThrottle(
+        settings.login_failures_per_account, settings.login_failures_per_address, settings.rate_limit_storage
+    )
     from web.staff import bp as staff_bp
     from web.staff import login_manager
     from web.widget import bp as widget_bp

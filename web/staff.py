@@ -21,14 +21,13 @@ from bot.knowledge import WARDS
 from bot.knowledge.editor import FIELDS, edit, list_entries, read_fields
 from bot.line_messaging import LineClient, LineConfig
 from bot.settings import get_settings
-from bot.staff import LoginThrottle, audit, audit_log, authenticate, get_user
+from bot.staff import audit, audit_log, authenticate, get_user
 from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
 
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
 login_manager = LoginManager()
 login_manager.login_view = "staff.login"
 login_manager.login_message = "ログインしてください。"
-throttle = LoginThrottle()
 OLD_TICKET_MINUTES = 60  # tickets waiting longer than this are highlighted
 
 
@@ -124,6 +123,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         keys = (form.name.data, request.remote_addr or "")
+        throttle = current_app.extensions["login_throttle"]
         if throttle.blocked(*keys):
             flash("ログインの失敗が続いたため、しばらくお待ちください。")
             return render_template("staff/login.html", form=form), 429
