@@ -157,12 +157,14 @@ class Analyzer:
         return "".join(m.reading for m in self.analyze(text) if m.pos not in SYMBOL_POS)
 
 
-_default: Analyzer | None = None
+_shared: dict[str, Analyzer] = {}
+_shared_lock = threading.Lock()
 
 
-def default_analyzer() -> Analyzer:
-    """The process-wide analyzer (dictionary loading costs ~100 ms, so share it)."""
-    global _default
-    if _default is None:
-        _default = Analyzer()
-    return _default
+def default_analyzer(split_mode: str = "C") -> Analyzer:
+    """The process-wide analyzer of a split mode. Shared so that the dictionary loads once (~100 ms)
+    and a message analysed at the door (masking) is not analysed again by the Rasa tokenizer."""
+    with _shared_lock:
+        if split_mode not in _shared:
+            _shared[split_mode] = Analyzer(split_mode=split_mode)
+        return _shared[split_mode]

@@ -16,7 +16,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.japanese import Analyzer
+from bot.japanese import default_analyzer
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
@@ -39,7 +39,7 @@ class SudachiTokenizer(Tokenizer):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self._analyzer = Analyzer(split_mode=config["split_mode"])
+        self._analyzer = default_analyzer(config["split_mode"])  # shared with the masking check
 
     @classmethod
     def create(
