@@ -43,6 +43,14 @@ def _login(browser, web_url: str, name: str) -> None:
     WebDriverWait(browser, 20).until(ec.url_contains("/staff/tickets"))
 
 
+def _submit(browser, button_xpath: str) -> None:
+    """Click a form's button and wait until the next page has replaced this one (otherwise a look-up
+    right after the click can find an element of the old page, stale a moment later)."""
+    button = browser.find_element(By.XPATH, button_xpath)
+    button.click()
+    WebDriverWait(browser, 60).until(ec.staleness_of(button))
+
+
 def _requests_login(web_url: str, name: str) -> requests.Session:
     session = requests.Session()
     page = session.get(web_url + "/staff/login").text
@@ -76,10 +84,10 @@ def test_ward_staff_claims_and_answers_a_ticket_in_the_browser(browser, web_url,
     transcript = browser.find_element(By.TAG_NAME, "main").text
     assert "<script>window.__owned=1</script>職員と話したい" in transcript
     assert browser.execute_script("return window.__owned === undefined")
-    browser.find_element(By.XPATH, "//button[text()='担当する']").click()
+    _submit(browser, "//button[text()='担当する']")
     box = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.NAME, "text")))
     box.send_keys("中原区役所の担当です。ご用件を伺います。")
-    browser.find_element(By.XPATH, "//button[text()='住民に送信']").click()
+    _submit(browser, "//button[text()='住民に送信']")
     WebDriverWait(browser, 20).until(lambda d: "（answered）" in d.page_source)
     browser.save_screenshot(str(ARTIFACTS / "staff-ticket.png"))
     staff = RasaClient(stack.rasa_url).staff_messages(resident)
@@ -129,13 +137,13 @@ def test_editor_fixes_an_entry_and_the_bot_answers_with_it(browser, web_url, sta
     browser.get(web_url + "/staff/knowledge/faq/kumin-kaigi")
     answer = browser.find_element(By.NAME, "answer")
     answer.send_keys("（編集テスト）")
-    browser.find_element(By.XPATH, "//button[@value='preview']").click()
+    _submit(browser, "//button[@value='preview']")
     preview = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "main .msg")))
     assert "（編集テスト）" in preview.text
     source = browser.find_element(By.NAME, "source")
     source.clear()
     source.send_keys("no-such-source")
-    browser.find_element(By.XPATH, "//button[@value='save']").click()
+    _submit(browser, "//button[@value='save']")
     alert = WebDriverWait(browser, 20).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]"))
     )
@@ -143,7 +151,7 @@ def test_editor_fixes_an_entry_and_the_bot_answers_with_it(browser, web_url, sta
     source = browser.find_element(By.NAME, "source")
     source.clear()
     source.send_keys("seed / 第2章 2(4)ウ 区民会議の設置・運営")
-    browser.find_element(By.XPATH, "//button[@value='save']").click()
+    _submit(browser, "//button[@value='save']")
     WebDriverWait(browser, 60).until(lambda d: "保存して索引を作り直しました" in d.page_source)
     browser.save_screenshot(str(ARTIFACTS / "staff-knowledge-edit.png"))
     after = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
