@@ -59,6 +59,8 @@ def stack_section(flat: dict, out: Path, sustained: int, step: int) -> None:
              f[f"rest_p99_ms_c{c}"], f[f"rest_msgs_s_c{c}"], f[f"rest_errors_c{c}"]]
             for c in (1, 8, 32)
         ]
+        + [[f"widget API c8 ({step} s)", f["widget_p50_ms_c8"], f["widget_p95_ms_c8"], f["widget_p99_ms_c8"],
+            f["widget_msgs_s_c8"], f["widget_errors_c8"]]]
         + [[f"sustained c8 ({sustained} s)", "", f["throughput_p95_ms"], "", f["throughput_msgs_s"],
             f["throughput_errors"]]],
     )  # fmt: skip

@@ -33,6 +33,7 @@ from bot.storage.scratch import scratch_database
 WRK_SCRIPT = ROOT / "bench" / "wrk_rest.lua"
 RASA_PROCESSES, ACTION_PROCESSES = 2, 1  # one Rasa server per core; one action server is enough
 SENDERS_PER_THREAD = 200  # a few turns per resident over a run, as in real use
+REST_PATH, WIDGET_PATH = "/webhooks/rest/webhook", "/api/message"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -92,16 +93,22 @@ def nlu_latency(rasa_url: str, n: int = 200) -> dict[str, float]:
 
 
 def wrk(
-    url: str, connections: int, seconds: int, questions: Path, prefix: str, senders: int = SENDERS_PER_THREAD
+    url: str,
+    connections: int,
+    seconds: int,
+    questions: Path,
+    prefix: str,
+    senders: int = SENDERS_PER_THREAD,
+    path: str = REST_PATH,
 ) -> dict:
-    """One wrk run; returns latency percentiles (ms), throughput and errors."""
+    """One wrk run against `path`; returns latency percentiles (ms), throughput and errors."""
     binary = shutil.which("wrk")
     if not binary:
         raise FileNotFoundError("wrk is not installed (Debian package wrk; `make bench` installs it)")
     threads = min(2, connections)
     cmd = [
         binary, "-c", str(connections), "-t", str(threads), "-d", f"{seconds}s", "--timeout", "30s",
-        "-s", str(WRK_SCRIPT), url, "--", str(questions), prefix, str(senders),
+        "-s", str(WRK_SCRIPT), url, "--", str(questions), prefix, str(senders), path,
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 90).stdout
     raw = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
@@ -135,6 +142,7 @@ def run(out_dir: Path, throughput_s: int = 60, step_s: int = 15) -> dict[str, fl
             "CONCIERGE_DB_URL": db.replace("postgresql://", "postgresql+psycopg://"),
             "CONCIERGE_TRACKER_DB_URL": db,
             "CONCIERGE_LOCK_STORE_URL": REDIS_URL,
+            "CONCIERGE_RATE_LIMIT_STORAGE": REDIS_URL,  # the widget's per-resident budgets, as deployed
         }
         settings = dataclasses.replace(
             Settings(), db_url=env["CONCIERGE_DB_URL"], tracker_db_url=db, lock_store_url=REDIS_URL
@@ -153,6 +161,12 @@ def run(out_dir: Path, throughput_s: int = 60, step_s: int = 15) -> dict[str, fl
                     figures[f"rest_{name}_ms_c{c}" if key.endswith("_ms") else f"rest_{key}_c{c}"] = result[
                         key
                     ]
+            # the product's own path: nginx → gunicorn (widget API, rate limits) → nginx → Rasa
+            widget = wrk(
+                stack.public_url, 8, step_s, questions, f"widget-{uuid.uuid4().hex[:4]}", path=WIDGET_PATH
+            )
+            for key in ("p50_ms", "p95_ms", "p99_ms", "msgs_s", "errors"):
+                figures[f"widget_{key}_c8"] = widget[key]
             sustained = wrk(url, 8, throughput_s, questions, f"sustained-{uuid.uuid4().hex[:4]}")
             figures["throughput_msgs_s"] = sustained["msgs_s"]
             figures["throughput_errors"] = sustained["errors"]

@@ -1,7 +1,9 @@
--- Residents writing to Rasa's REST channel, for wrk (Debian's wrk 4.1).
---   wrk -c 8 -t 2 -d 20s -s bench/wrk_rest.lua http://127.0.0.1:5005 -- QUESTIONS PREFIX SENDERS
+-- Residents writing to Rasa's REST channel or to the web widget's API, for wrk (Debian's wrk 4.1).
+--   wrk -c 8 -t 2 -d 20s -s bench/wrk_rest.lua http://127.0.0.1:5005 -- QUESTIONS PREFIX SENDERS [PATH]
 -- QUESTIONS: a file with one JSON string (a question, quoted) per line. Each wrk thread cycles
 -- through SENDERS residents, so conversations grow over several turns as in real use.
+-- PATH: /webhooks/rest/webhook (Rasa's REST channel, the default) or /api/message (the widget;
+-- both take {"sender", "message"}).
 -- done() prints one JSON line with latency percentiles (microseconds) and error counts; a reply
 -- that carries the bot's apology (an action failed) counts as an error too.
 
@@ -19,6 +21,7 @@ function init(args)
   end
   prefix = args[2] or "bench"
   senders = tonumber(args[3] or "50")
+  path = args[4] or "/webhooks/rest/webhook"
   counter = 0
   apologies = 0
   empty = 0
@@ -29,13 +32,13 @@ function request()
   local q = questions[(counter % #questions) + 1]
   local sender = string.format("%s-%d-%d", prefix, tid, counter % senders)
   local body = '{"sender":"' .. sender .. '","message":' .. q .. '}'
-  return wrk.format("POST", "/webhooks/rest/webhook", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
 end
 
 function response(status, headers, body)
   if status == 200 then
     if string.find(body, "Please try again shortly", 1, true) then apologies = apologies + 1 end
-    if body == "[]" then empty = empty + 1 end
+    if body == "[]" or string.find(body, '"messages":[]', 1, true) then empty = empty + 1 end
   end
 end
 
