@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,10 @@ NAME_CUES = (
 )
 # GiNZA components named-entity recognition needs (the parser and the rest are left out).
 NER_COMPONENTS = frozenset({"tok2vec", "ner"})
+# spaCy pipelines are not thread-safe, and GiNZA's Sudachi tokenizer raises "Already borrowed" when
+# two threads enter it; the action server masks in worker threads, so one at a time (it is rare:
+# only texts that may name someone reach GiNZA).
+_GINZA_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,7 +122,8 @@ def _mask_names(text: str) -> str:
     nlp = _ginza()
     if nlp is None or not text.strip() or not may_name_someone(text):
         return text
-    doc = nlp(text[:5000])
+    with _GINZA_LOCK:
+        doc = nlp(text[:5000])
     spans = [
         (e.start_char, e.end_char)
         for e in doc.ents

@@ -60,3 +60,14 @@ def test_names_found_by_ginza_and_numbers_by_patterns():
         "川崎市中原区小杉町3-245に住む山田太郎です。電話は090-1234-5678、マイナンバーは123456789012"
     )
     assert masked == "[住所]に住む[氏名]です。電話は[電話番号]、マイナンバーは[マイナンバー]"
+
+
+def test_masking_from_many_threads_at_once():
+    """The action server masks in worker threads; GiNZA's Sudachi tokenizer may not be entered by
+    two threads at once ("RuntimeError: Already borrowed" under load, seen in `make bench`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"山田太郎と申します。{i}番の件で職員と話したい" for i in range(64)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        masked = list(pool.map(mask, texts))
+    assert all("山田" not in m and "[氏名]" in m for m in masked)
