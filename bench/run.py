@@ -65,6 +65,7 @@ def stack_section(flat: dict, out: Path, sustained: int, step: int) -> None:
             f["throughput_errors"]]],
     )  # fmt: skip
     print("RSS: " + "  ".join(f"{k[4:-3]} {v:.0f} MB" for k, v in f.items() if k.startswith("rss_")))
+    print(f"errors in the servers' logs (clients hanging up aside): {f['server_errors']}")
 
 
 def scale_section(flat: dict, out: Path, sizes: tuple[int, ...]) -> None:

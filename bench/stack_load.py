@@ -124,6 +124,23 @@ def wrk(
     }
 
 
+# A client that hangs up mid-reply (wrk closes its connections when a run ends) cancels the
+# request; the action server logs that as an error, but nothing went wrong.
+HUNG_UP = "sanic.exceptions.ServiceUnavailable: Cancelled"
+
+
+def server_errors(log_dir: Path) -> int:
+    """ERROR records the servers logged during the run, clients hanging up aside. A reply can look
+    fine to wrk while an action failed behind it (a lost hand-off ticket), so the logs count too."""
+    count = 0
+    for log in [*log_dir.glob("rasa-*.log"), *log_dir.glob("actions-*.log"), log_dir / "web.log"]:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+        for i, line in enumerate(lines):
+            if " ERROR " in line and not (i + 1 < len(lines) and lines[i + 1].startswith(HUNG_UP)):
+                count += 1
+    return count
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children."""
     try:
@@ -174,4 +191,5 @@ def run(out_dir: Path, throughput_s: int = 60, step_s: int = 15) -> dict[str, fl
             figures["throughput_seconds"] = throughput_s
             for name, proc in stack.procs.items():
                 figures[f"rss_{name}_mb"] = rss_mb(proc.pid)
+        figures["server_errors"] = server_errors(logs)
     return figures
