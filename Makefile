@@ -84,7 +84,7 @@ test: prepare system-deps services
 bench: prepare system-deps services
 	$(VENV)/bin/python -m bench.run
 
-# Index cost up to 100k synthetic entries (about 12 minutes: 200k texts to embed) and FAISS types there.
+# Index cost up to 100k synthetic entries (about 5 minutes: 200k texts to embed) and FAISS types there.
 bench-scale: prepare
 	$(VENV)/bin/python -m bench.run --only scale --sizes 1000,10000,100000
 
