@@ -108,6 +108,33 @@ def test_web_app_behind_nginx_answers_through_the_cluster(cluster):
     assert resp.status_code == 200 and "区民課" in _text(resp.json()["messages"])
 
 
+def test_a_resident_who_hangs_up_mid_reply_still_gets_the_hand_off(cluster):
+    """The widget closed while the bot was still answering: the work runs to the end behind nginx
+    (the ticket is written and the turn is complete), only the reply is dropped."""
+    from bot.escalation import Escalations
+
+    sender = f"hangup-{uuid.uuid4().hex[:8]}"
+    _say(cluster.rasa_url, sender, "中原区に住んでいます")
+    with pytest.raises(requests.Timeout):  # hang up 50 ms after sending
+        requests.post(
+            f"{cluster.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": "職員と話したい"},
+            timeout=(2, 0.05),
+        )
+
+    def turn_done() -> bool:  # the hand-off's reply is stored after the message (then a pause)
+        events = RasaClient(cluster.rasa_urls[0]).tracker(sender)["events"]
+        said = [i for i, e in enumerate(events) if e["event"] == "user" and e.get("text") == "職員と話したい"]
+        return bool(said) and any(e["event"] == "bot" for e in events[said[-1] :])
+
+    deadline = time.monotonic() + 30
+    while not turn_done() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert turn_done(), "the turn was cut short when the resident hung up"
+    ticket = Escalations(cluster.settings.database_url).open_ticket_of(sender)
+    assert ticket is not None and ticket["ward"] == "中原区"
+
+
 def test_killing_one_rasa_server_under_load_loses_no_answer(cluster):
     """Kill -9 one Rasa server while four residents keep writing through nginx."""
     results: list[tuple[float, bool, str]] = []
