@@ -46,8 +46,8 @@ DEFAULT_WEIGHTS = {
 # Views fetched per dense channel per query: all of a small knowledge, the nearest of a large one.
 DENSE_CANDIDATES = 2048
 # From this many views on, FAISS builds an HNSW graph instead of exact flat search. Flat search
-# over 200k views (100k entries) still takes under a millisecond here, and HNSW costs a build and
-# some recall (`make bench-scale`), so only far larger knowledge gets it.
+# over 200k views (100k entries) takes ~18 ms a query here, and HNSW costs a build and some recall
+# (0.968 at 100k entries, `make bench-scale`), so only far larger knowledge gets it.
 HNSW_MIN_VECTORS = 1_000_000
 
 # A build that embeds more texts than this shows a progress bar (when asked to).
@@ -162,9 +162,8 @@ def _vector_index(matrix: np.ndarray) -> faiss.Index:
     else:
         index = faiss.IndexHNSWFlat(matrix.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 64
+        index.hnsw.efSearch = 128  # a search setting, kept in the written index
     index.add(matrix)
-    if isinstance(index, faiss.IndexHNSWFlat):
-        index.hnsw.efSearch = 128
     return index
 
 
