@@ -16,6 +16,11 @@ from limits import parse, parse_many, storage, strategies
 log = logging.getLogger(__name__)
 
 
+def _shown(storage_uri: str) -> str:
+    """The store's address for a log line, without any password in the URI."""
+    return storage_uri.split("@")[-1]
+
+
 class SenderRateLimiter:
     def __init__(self, rules: str, storage_uri: str = "memory://") -> None:
         self.rules = parse_many(rules)
@@ -28,7 +33,7 @@ class SenderRateLimiter:
         try:
             return all(self._limiter.hit(rule, channel, sender) for rule in self.rules)
         except Exception:  # any storage failure; logged, never fatal
-            log.warning("rate-limit store %s unreachable; not limiting", self.storage_uri.split("@")[-1])
+            log.warning("rate-limit store %s unreachable; not limiting", _shown(self.storage_uri))
             return True
 
     def retry_after(self, channel: str, sender: str) -> int:
@@ -57,10 +62,6 @@ class LoginThrottle:
         self.storage_uri = storage_uri
         self._limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
 
-    @property
-    def _where(self) -> str:
-        return self.storage_uri.split("@")[-1]  # no password in the log
-
     def _keys(self, name: str, address: str) -> dict[str, str]:
         return {"account": name, "address": address}
 
@@ -71,7 +72,7 @@ class LoginThrottle:
                 for kind, key in self._keys(name, address).items()
             )
         except Exception:
-            log.warning("login-throttle store %s unreachable; not throttling", self._where)
+            log.warning("login-throttle store %s unreachable; not throttling", _shown(self.storage_uri))
             return False
 
     def failed(self, name: str, address: str) -> None:
@@ -79,10 +80,10 @@ class LoginThrottle:
             for kind, key in self._keys(name, address).items():
                 self._limiter.hit(self.rules[kind], "login", kind, key)
         except Exception:
-            log.warning("login-throttle store %s unreachable; failure not counted", self._where)
+            log.warning("login-throttle store %s unreachable; failure not counted", _shown(self.storage_uri))
 
     def succeeded(self, name: str) -> None:
         try:
             self._limiter.clear(self.rules["account"], "login", "account", name)
         except Exception:
-            log.warning("login-throttle store %s unreachable", self._where)
+            log.warning("login-throttle store %s unreachable", _shown(self.storage_uri))
