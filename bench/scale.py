@@ -31,7 +31,7 @@ from bench.figures import percentile
 from bot.knowledge import load_knowledge
 from bot.retrieval.documents import Document, View
 from bot.retrieval.encoders import make_encoder
-from bot.retrieval.index import Retriever, build_index
+from bot.retrieval.index import Retriever, build_index, hnsw_index
 from bot.settings import get_settings
 
 SIZES = (1_000, 10_000, 100_000)
@@ -111,7 +111,7 @@ def compare_faiss(index_dir: Path, k: int = 10) -> dict[str, dict]:
     nlist = int(4 * np.sqrt(len(vectors)))
     candidates = {
         "flat": lambda: flat,
-        "hnsw32": lambda: _hnsw(vectors, dim),
+        "hnsw32": lambda: hnsw_index(vectors),  # as the index builds it
         f"ivf{nlist}": lambda: _ivf(vectors, dim, nlist),
     }
     results = {}
@@ -133,14 +133,6 @@ def compare_faiss(index_dir: Path, k: int = 10) -> dict[str, dict]:
             "recall_at_10": round(float(recall), 3),
         }
     return results
-
-
-def _hnsw(vectors: np.ndarray, dim: int) -> faiss.Index:
-    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 64
-    index.add(vectors)
-    index.hnsw.efSearch = 64
-    return index
 
 
 def _ivf(vectors: np.ndarray, dim: int, nlist: int) -> faiss.Index:
