@@ -1,9 +1,10 @@
 """`make bench`: every speed figure in one run, printed as one table and written flat to
 var/bench/latest.json.
 
-    .venv/bin/python -m bench.run [--only retrieval,stack,scale] [--sustained 60] [--step 15]
+    .venv/bin/python -m bench.run [--only masking,retrieval,stack,scale] [--sustained 60] [--step 15]
 
-Sections: retrieval alone (BM25, each dense encoder, hybrid; quality and latency on the team's dev
+Sections: masking on text built to backtrack (patterns and the whole mask at 500–2,000 characters),
+retrieval alone (BM25, each dense encoder, hybrid; quality and latency on the team's dev
 questions), the running stack under wrk (cold start, NLU parse, REST reply latency at concurrency
 1/8/32, sustained throughput, memory per process) and index cost at 1k/10k/100k synthetic entries
 with FAISS flat vs HNSW vs IVF. Figures describe this machine on this run; nothing is asserted.
@@ -23,7 +24,22 @@ from pathlib import Path
 from bench.figures import print_rows
 from bot.settings import get_settings
 
-SECTIONS = ("retrieval", "stack", "scale")
+SECTIONS = ("masking", "retrieval", "stack", "scale")
+
+
+def masking_section(flat: dict) -> None:
+    from bench.masking import LENGTHS, run
+
+    figures = run()
+    print("\n== Masking text built to backtrack (ms; patterns alone, then with Sudachi and GiNZA)")
+    print_rows(
+        ["repeated", *(f"patterns {n}" for n in LENGTHS), *(f"mask {n}" for n in LENGTHS)],
+        [[repr(unit), *(f[f"patterns_ms_{n}"] for n in LENGTHS), *(f[f"mask_ms_{n}"] for n in LENGTHS)]
+         for unit, f in figures.items()],
+    )  # fmt: skip
+    top = max(LENGTHS)
+    flat["masking_patterns_max_ms"] = max(f[f"patterns_ms_{top}"] for f in figures.values())
+    flat["masking_mask_max_ms"] = max(f[f"mask_ms_{top}"] for f in figures.values())
 
 
 def retrieval_section(flat: dict) -> None:
@@ -121,6 +137,9 @@ def main() -> int:
     print(f"make bench on {os.cpu_count()} cores, Python {platform.python_version()}")
     only = set(args.only.split(","))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if "masking" in only:
+        masking_section(flat)
+        flat["masking_measured_at"] = stamp
     if "retrieval" in only:
         retrieval_section(flat)
         flat["retrieval_measured_at"] = stamp

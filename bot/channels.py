@@ -1,7 +1,8 @@
 """The residents' REST channel of the Rasa server, with the door duties a city needs.
 
 Runs inside the Rasa server (Rasa's environment). Compared with Rasa's RestInput it:
-- masks personal data before Rasa sees the text, so trackers and logs never hold it;
+- masks personal data before Rasa sees the text, so trackers and logs never hold it (in worker
+  threads: masking a long message is CPU work that would stop the event loop for everyone);
 - refuses over-long messages with a polite reply (nothing of them is processed or stored);
 - lets a resident leave a staff hand-off with 「ボットに戻る」 (the conversation is paused);
 - apologises instead of answering nothing when an action failed (e.g. action server down);
@@ -11,8 +12,10 @@ Registered in credentials.yml under the name `rest`, so the URL is Rasa's usual 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -36,6 +39,16 @@ APOLOGY = (
     "申し訳ありません。ただいまシステムの一部が応答していません。お手数ですが、少し時間をおいてもう一度お送りください。"
     "（Sorry, part of the system is not responding. Please try again shortly.）"
 )
+
+
+# Masking (patterns, Sudachi, GiNZA on long texts) runs here rather than on the event loop, so one
+# long message does not keep the server from answering others; one worker per core.
+_MASKING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mask")
+
+
+async def mask_off_loop(text: str) -> str:
+    """`mask` in a worker thread; the event loop serves other residents meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(_MASKING, mask, text)
 
 
 def is_resume_request(text: str) -> bool:
@@ -63,7 +76,7 @@ class ConciergeRestInput(RestInput):
             raw = body.get("message")
             if isinstance(raw, str) and len(raw) > max_chars:
                 return response.json([{"recipient_id": sender, "text": TOO_LONG.format(limit=max_chars)}])
-            text = mask(raw if isinstance(raw, str) else "")
+            text = await mask_off_loop(raw if isinstance(raw, str) else "")
             channel = body.get("input_channel") if body.get("input_channel") in CHANNELS else self.name()
             agent = request.app.ctx.agent
             if is_resume_request(text):

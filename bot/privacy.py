@@ -6,6 +6,15 @@ GiNZA costs ~25 ms a message, so it runs only where a name may be: Sudachi's dic
 personal name, a word it does not know, or a word that introduces a name (申します, さん …).
 The masked form keeps the kind, e.g. 「[電話番号]」, so staff still see what was said.
 Digits may be full-width and separated by spaces or any hyphen/dash residents type.
+
+Masking runs on every message before the Rasa server looks at it, so no text may make it slow
+(a backtracking address pattern once took days on 60 repeated 区). The work is linear in the
+text's length, by construction:
+- patterns with open-ended repetition run on RE2 (google-re2), which never backtracks;
+- patterns that need look-around (a number is not the middle of a longer one), which RE2 lacks,
+  run on Python's re with bounded repetition only, so each start position costs a bounded number
+  of steps (tests/test_privacy.py checks both properties of every pattern);
+- GiNZA reads the text in windows of at most NER_WINDOW characters.
 """
 
 from __future__ import annotations
@@ -14,54 +23,74 @@ import functools
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import re2
 
 log = logging.getLogger(__name__)
 
 _D = r"[0-9０-９]"  # ASCII or full-width digit
-_SEP = r"[ \u3000\-‐‑–—−－ー]?"  # optional separator: space, full-width space, hyphens, 長音
+# optional separator: space, full-width space, hyphens, 長音 (\u3000 as a character: RE2 has no \u)
+_SEP = "[ \u3000\\-‐‑–—−－ー]?"
 _NOT_DIGIT_BEFORE = r"(?<![0-9０-９])"
 _NOT_DIGIT_AFTER = r"(?![0-9０-９])"
 
+
+@dataclass(frozen=True)
+class MaskPattern:
+    """One kind of personal data and the compiled pattern that finds it."""
+
+    kind: str
+    source: str  # the pattern's text (tests compile it with both engines)
+    engine: str  # "re2" (linear whatever the pattern) or "re" (look-around, bounded repetition)
+
+    @functools.cached_property
+    def regex(self):
+        return re2.compile(self.source) if self.engine == "re2" else re.compile(self.source)
+
+    def sub(self, text: str) -> str:
+        label = f"[{self.kind}]"
+        # a function, not a string: google-re2 1.1 garbles a non-ASCII replacement string
+        return self.regex.sub(lambda _match: label, text)
+
+
 # Order matters: longer and more specific patterns first.
-PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (
+PATTERNS: list[MaskPattern] = [
+    MaskPattern(
         "メールアドレス",
-        re.compile(
-            r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９._%+\-＿．]+[@＠][A-Za-z0-9Ａ-Ｚａ-ｚ０-９\-]+(?:[.．][A-Za-z0-9Ａ-Ｚａ-ｚ\-]+)+"
-        ),
+        r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９._%+\-＿．]+[@＠][A-Za-z0-9Ａ-Ｚａ-ｚ０-９\-]+(?:[.．][A-Za-z0-9Ａ-Ｚａ-ｚ\-]+)+",
+        "re2",
     ),
-    (
+    MaskPattern(
         "カード番号",
-        re.compile(
-            rf"{_NOT_DIGIT_BEFORE}{_D}{{4}}{_SEP}{_D}{{4}}{_SEP}{_D}{{4}}{_SEP}{_D}{{2,4}}{_NOT_DIGIT_AFTER}"
-        ),
+        rf"{_NOT_DIGIT_BEFORE}{_D}{{4}}{_SEP}{_D}{{4}}{_SEP}{_D}{{4}}{_SEP}{_D}{{2,4}}{_NOT_DIGIT_AFTER}",
+        "re",
     ),
-    (
+    MaskPattern(
         "マイナンバー",
-        re.compile(rf"{_NOT_DIGIT_BEFORE}{_D}{{4}}{_SEP}{_D}{{4}}{_SEP}{_D}{{4}}{_NOT_DIGIT_AFTER}"),
+        rf"{_NOT_DIGIT_BEFORE}{_D}{{4}}{_SEP}{_D}{{4}}{_SEP}{_D}{{4}}{_NOT_DIGIT_AFTER}",
+        "re",
     ),
-    (
+    MaskPattern(
         "電話番号",
-        re.compile(
-            rf"(?:(?:\+|＋)81{_SEP}\(?{_D}{{1,4}}\)?|{_NOT_DIGIT_BEFORE}[(（]?[0０]{_D}{{0,4}}[)）]?)"
-            rf"{_SEP}\(?{_D}{{1,4}}\)?{_SEP}{_D}{{3,4}}{_NOT_DIGIT_AFTER}"
-        ),
+        rf"(?:(?:\+|＋)81{_SEP}\(?{_D}{{1,4}}\)?|{_NOT_DIGIT_BEFORE}[(（]?[0０]{_D}{{0,4}}[)）]?)"
+        rf"{_SEP}\(?{_D}{{1,4}}\)?{_SEP}{_D}{{3,4}}{_NOT_DIGIT_AFTER}",
+        "re",
     ),
-    (
+    MaskPattern(
         "郵便番号",
-        re.compile(
-            rf"〒\s?{_D}{{3}}{_SEP}{_D}{{4}}|{_NOT_DIGIT_BEFORE}{_D}{{3}}[\-‐－−]{_D}{{4}}{_NOT_DIGIT_AFTER}"
-        ),
+        rf"〒\s?{_D}{{3}}{_SEP}{_D}{{4}}|{_NOT_DIGIT_BEFORE}{_D}{{3}}[\-‐－−]{_D}{{4}}{_NOT_DIGIT_AFTER}",
+        "re",
     ),
-    (
+    MaskPattern(
         "住所",
-        re.compile(
-            r"(?:[一-龥ぁ-んァ-ヶ]{1,6}?[都道府県])?(?:[一-龥ァ-ヶ]{1,6}?[市区町村])*"
-            r"[一-龥ぁ-んァ-ヶ]{1,10}?"
-            rf"(?:{_D}+丁目{_SEP}?{_D}+(?:番地?|[\-‐－−の]){_SEP}?{_D}*号?"
-            rf"|{_D}+(?:[\-‐－−の]{_D}+){{1,3}}(?:号)?"
-            rf"|{_D}+番地(?:{_D}+号?)?)"
-        ),
+        r"(?:[一-龥ぁ-んァ-ヶ]{1,6}?[都道府県])?(?:[一-龥ァ-ヶ]{1,6}?[市区町村])*"
+        r"[一-龥ぁ-んァ-ヶ]{1,10}?"
+        rf"(?:{_D}+丁目{_SEP}?{_D}+(?:番地?|[\-‐－−の]){_SEP}?{_D}*号?"
+        rf"|{_D}+(?:[\-‐－−の]{_D}+){{1,3}}(?:号)?"
+        rf"|{_D}+番地(?:{_D}+号?)?)",
+        "re2",
     ),
 ]
 
@@ -118,32 +147,57 @@ def may_name_someone(text: str) -> bool:
     )
 
 
+# GiNZA reads long texts in windows of this many characters (the residents' message cap), each
+# ending at a sentence or line end where there is one, so its cost grows with the text's length.
+NER_WINDOW = 2000
+_WINDOW_ENDS = "。！？!?\n"
+
+
+def _windows(text: str, size: int = NER_WINDOW) -> Iterator[tuple[int, int]]:
+    """(start, end) slices of at most `size` characters that cover the text."""
+    start = 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            cut = max(text.rfind(c, start, end) for c in _WINDOW_ENDS)
+            end = cut + 1 if cut > start else end
+        yield start, end
+        start = end
+
+
+def _person_spans(nlp, text: str) -> Iterator[tuple[int, int]]:
+    for offset, end in _windows(text):
+        with _GINZA_LOCK:
+            doc = nlp(text[offset:end])
+        for e in doc.ents:
+            if (
+                e.label_ == "Person"
+                and not e.text.endswith(PLACE_SUFFIXES)
+                and not (e.text.isascii() and e.text.islower())  # "script", "div": words, not names
+            ):
+                yield offset + e.start_char, offset + e.end_char
+
+
 def _mask_names(text: str) -> str:
     nlp = _ginza()
     if nlp is None or not text.strip() or not may_name_someone(text):
         return text
-    with _GINZA_LOCK:
-        doc = nlp(text[:5000])
-    spans = [
-        (e.start_char, e.end_char)
-        for e in doc.ents
-        if e.label_ == "Person"
-        and not e.text.endswith(PLACE_SUFFIXES)
-        and not (e.text.isascii() and e.text.islower())  # "script", "div": words, not names
-    ]
-    for start, end in sorted(spans, reverse=True):
-        if "[" in text[start:end]:
+    pieces, last = [], 0
+    for start, end in _person_spans(nlp, text):
+        if "[" in text[start:end]:  # already masked by a pattern
             continue
-        text = text[:start] + "[氏名]" + text[end:]
-    return text
+        pieces += [text[last:start], "[氏名]"]
+        last = end
+    return "".join([*pieces, text[last:]])
 
 
 def mask(text: str, names: bool = True) -> str:
-    """Text with personal data replaced by its kind, e.g. 「[マイナンバー]」."""
+    """Text with personal data replaced by its kind, e.g. 「[マイナンバー]」, in time linear in its
+    length (see the module's docstring)."""
     if names:
         _ginza()  # loaded once per process
     if not text:
         return text
-    for kind, pattern in PATTERNS:
-        text = pattern.sub(f"[{kind}]", text)
+    for pattern in PATTERNS:
+        text = pattern.sub(text)
     return _mask_names(text) if names else text

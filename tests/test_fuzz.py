@@ -5,7 +5,10 @@ REST, widget and LINE endpoints. Nothing may raise, answer 5xx or hang; memory s
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import psutil
 import pytest
@@ -61,6 +64,26 @@ def test_masking_never_fails_and_always_hides_a_phone_number(before, after):
     assert "1234-5678" not in masked and "[電話番号]" in masked
 
 
+# Texts built to make a backtracking engine slow: a few pieces (place suffixes, digits and
+# separators, kana, e-mail look-alikes) repeated up to the message cap.
+SLOW_PIECES = [
+    "区", "市", "町", "村", "県", "丁目", "番地", "号", "1", "１", "-", "－", "ー", " ", "\u3000",
+    "あ", "ア", "a", "@", ".", "(", "0", "+81", "〒", "中原",
+]  # fmt: skip
+BUILT_TO_BACKTRACK = st.builds(
+    lambda unit, times: (unit * times)[:2000],
+    st.lists(st.sampled_from(SLOW_PIECES), min_size=1, max_size=6).map("".join),
+    st.integers(1, 2000),
+)
+
+
+@settings(BUDGET, max_examples=80, deadline=timedelta(seconds=1))
+@given(BUILT_TO_BACKTRACK)
+def test_masking_patterns_never_take_long(text):
+    """Well under a millisecond each here; the old address pattern took days on 60 characters."""
+    mask(text, names=False)
+
+
 @pytest.fixture(scope="module")
 def retriever():
     from bot.retrieval.encoders import make_encoder
@@ -114,6 +137,34 @@ def test_rest_channel_refuses_malformed_json_politely(stack, rasa_rss, raw):
         timeout=30,
     )
     assert resp.status_code < 500
+
+
+def _repeated(unit: str, length: int = 2000) -> str:
+    return (unit * (length // len(unit) + 1))[:length]
+
+
+def test_messages_built_to_backtrack_do_not_stop_other_residents(stack):
+    """Six messages at the cap built to backtrack are in flight when another resident asks: every
+    one gets a reply within 10 s (before, the first of them held the server's event loop for days)."""
+
+    def send(sender: str, text: str) -> tuple[requests.Response, float]:
+        started = time.monotonic()
+        resp = requests.post(
+            f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=10
+        )
+        return resp, time.monotonic() - started
+
+    hostile = [_repeated(u) for u in ("市区", "区1-", "１－", "あ区", "a@b.", "中原区新丸子東1-")]
+    run = uuid.uuid4().hex[:8]
+    with ThreadPoolExecutor(len(hostile)) as pool:
+        in_flight = [pool.submit(send, f"slow-{run}-{i}", text) for i, text in enumerate(hostile)]
+        time.sleep(0.3)
+        reply, seconds = send(f"calm-{run}", "住民票の写しがほしい")
+        assert reply.status_code == 200 and seconds < 10
+        assert "区民課" in " ".join(m.get("text", "") for m in reply.json())
+        for future in in_flight:
+            resp, seconds = future.result()
+            assert resp.status_code == 200 and resp.json() and seconds < 10
 
 
 def test_huge_bodies_are_refused_and_long_messages_get_a_polite_reply(stack, web_url):
