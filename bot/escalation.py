@@ -24,6 +24,9 @@ from bot.storage.models import Ticket, TicketMessage
 from bot.storage.spool import Spool
 
 log = logging.getLogger(__name__)
+# What staff are told when their message did not reach the resident (nothing was recorded).
+NOT_DELIVERED_BOT = "ボットのサーバーに届かず、住民に送れませんでした。少し待ってもう一度お試しください。"
+NOT_DELIVERED_LINE = "LINEに送信できませんでした。少し待ってもう一度お試しください。"
 # A locked SQLite file, a restarting or unreachable PostgreSQL: worth trying again.
 TRANSIENT = (OperationalError, InterfaceError)
 
@@ -36,6 +39,14 @@ class Delivery(Protocol):
     def resume(self, ticket: Ticket, text: str) -> None: ...
 
 
+class TicketError(Exception):
+    pass
+
+
+class DeliveryError(TicketError):
+    """The staff message did not reach the resident; the ticket is left as it was, to try again."""
+
+
 class RasaDelivery:
     """Appends the staff message to the Rasa conversation; the resident's client picks it up."""
 
@@ -44,8 +55,17 @@ class RasaDelivery:
 
         self.client = RasaClient(rasa_url, timeout=timeout)
 
+    def _append(self, ticket: Ticket, events: list[dict]) -> None:
+        import requests
+
+        try:
+            self.client.append_events(ticket.sender, events)
+        except requests.RequestException as err:
+            log.warning("staff message for ticket #%s not delivered: %s", ticket.id, type(err).__name__)
+            raise DeliveryError(NOT_DELIVERED_BOT) from err
+
     def send(self, ticket: Ticket, text: str) -> None:
-        self.client.append_events(ticket.sender, [staff_event(text, ticket.id)])
+        self._append(ticket, [staff_event(text, ticket.id)])
 
     def resume(self, ticket: Ticket, text: str) -> None:
         # action_listen leaves the dialogue ready for the resident's next message, as after any turn
@@ -54,7 +74,7 @@ class RasaDelivery:
             staff_event(text, ticket.id),
             {"event": "action", "name": "action_listen"},
         ]
-        self.client.append_events(ticket.sender, events)
+        self._append(ticket, events)
 
 
 class ChannelDelivery:
@@ -70,7 +90,13 @@ class ChannelDelivery:
         if ticket.channel == "line" and self.line is not None:
             from linebot.v3.messaging import TextMessage
 
-            self.line.push(ticket.sender, [TextMessage(text=text[:5000])])
+            from bot.line_messaging import LineApiError
+
+            try:
+                self.line.push(ticket.sender, [TextMessage(text=text[:5000])])
+            except LineApiError as err:
+                log.warning("LINE push for ticket #%s not delivered (%s)", ticket.id, err)
+                raise DeliveryError(NOT_DELIVERED_LINE) from err
 
     def send(self, ticket: Ticket, text: str) -> None:
         self.rasa.send(ticket, text)
@@ -103,10 +129,6 @@ def ticket_dict(ticket: Ticket, with_messages: bool = False) -> dict:
             {"author": m.author, "text": m.text, "at": m.created_at.isoformat()} for m in ticket.messages
         ]
     return data
-
-
-class TicketError(Exception):
-    pass
 
 
 class StorageUnavailable(Exception):
@@ -226,8 +248,12 @@ class Escalations:
             ticket.status, ticket.claimed_by = "claimed", staff
 
     def note(self, ticket_id: int, text: str, staff: str = "") -> None:
+        """An internal note for colleagues (masked); it never reaches the resident."""
         with session_scope(self.db_url) as session:
-            self._ticket(session, ticket_id).messages.append(TicketMessage(author="note", text=mask(text)))
+            # held in a name: the session keeps only a weak reference, and appending to the messages
+            # of a ticket already collected raised ObjectDereferencedError (the note was lost)
+            ticket = self._ticket(session, ticket_id)
+            ticket.messages.append(TicketMessage(author="note", text=mask(text)))
 
     def reply(self, ticket_id: int, text: str, staff: str = "") -> None:
         """Deliver a staff answer to the resident, then record it (masked) on the ticket."""

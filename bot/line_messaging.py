@@ -2,14 +2,17 @@
 
 LINE limits a reply or push to 5 messages of at most 5,000 characters and 13 quick replies with
 labels of 20 characters; answers are split and cut to fit. The API host is configurable, so tests
-point the SDK at a local server standing in for LINE.
+point the SDK at a local server standing in for LINE. Every call has a timeout, and whatever the SDK
+raises when LINE is unreachable, slow or refuses becomes one LineApiError.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import urllib3
 from linebot.v3.messaging import (
     ApiClient,
     Configuration,
@@ -23,6 +26,7 @@ from linebot.v3.messaging import (
     ReplyMessageRequest,
     TextMessage,
 )
+from linebot.v3.messaging.exceptions import ApiException, OpenApiException
 
 MAX_MESSAGES = 5
 MAX_TEXT = 5000
@@ -35,6 +39,7 @@ class LineConfig:
     channel_secret: str
     access_token: str
     api_base: str = "https://api.line.me"
+    timeout: float = 10.0  # seconds to wait for the LINE API (connect and read)
 
     @classmethod
     def from_env(cls) -> LineConfig | None:
@@ -42,7 +47,20 @@ class LineConfig:
         secret, token = os.environ.get("LINE_CHANNEL_SECRET"), os.environ.get("LINE_CHANNEL_ACCESS_TOKEN")
         if not (secret and token):
             return None
-        return cls(secret, token, os.environ.get("LINE_API_BASE", "https://api.line.me"))
+        return cls(
+            secret,
+            token,
+            os.environ.get("LINE_API_BASE", "https://api.line.me"),
+            float(os.environ.get("LINE_API_TIMEOUT", "10")),
+        )
+
+
+class LineApiError(Exception):
+    """The LINE API was unreachable, too slow, or refused the request (the text holds no message)."""
+
+
+# What the SDK raises when LINE is unreachable or slow (urllib3, sockets) or answers an error status.
+_SDK_ERRORS = (OpenApiException, urllib3.exceptions.HTTPError, OSError)
 
 
 def _split(text: str) -> list[str]:
@@ -125,17 +143,21 @@ class LineClient:
         self.config = config
         self._configuration = Configuration(access_token=config.access_token, host=config.api_base)
 
+    def _call(self, send: Callable[[MessagingApi, float], object]) -> None:
+        try:
+            with ApiClient(self._configuration) as client:
+                send(MessagingApi(client), self.config.timeout)
+        except _SDK_ERRORS as err:
+            status = f" HTTP {err.status}" if isinstance(err, ApiException) else ""
+            raise LineApiError(f"{type(err).__name__}{status}") from err
+
     def reply(self, reply_token: str, messages: list) -> None:
-        with ApiClient(self._configuration) as client:
-            MessagingApi(client).reply_message(
-                ReplyMessageRequest(reply_token=reply_token, messages=messages[:MAX_MESSAGES])
-            )
+        request = ReplyMessageRequest(reply_token=reply_token, messages=messages[:MAX_MESSAGES])
+        self._call(lambda api, timeout: api.reply_message(request, _request_timeout=timeout))
 
     def push(self, user_id: str, messages: list) -> None:
-        with ApiClient(self._configuration) as client:
-            MessagingApi(client).push_message(
-                PushMessageRequest(to=user_id, messages=messages[:MAX_MESSAGES])
-            )
+        request = PushMessageRequest(to=user_id, messages=messages[:MAX_MESSAGES])
+        self._call(lambda api, timeout: api.push_message(request, _request_timeout=timeout))
 
 
 def _link_button(label: str, uri: str) -> dict:

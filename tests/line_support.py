@@ -4,6 +4,7 @@ LINE signs them (shared by test_line and test_fuzz)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -31,8 +32,31 @@ class FakeLineApi(BaseHTTPRequestHandler):
         pass
 
 
-def start_line_api():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLineApi)
+class FailingLineApi(FakeLineApi):
+    """LINE's API answering 500 to everything."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"message": "Internal server error"}')
+
+
+class SlowLineApi(FakeLineApi):
+    """LINE's API taking SLOW_SECONDS to answer (longer than the tests' LINE_API_TIMEOUT)."""
+
+    SLOW_SECONDS = 4
+
+    def do_POST(self):
+        time.sleep(self.SLOW_SECONDS)
+        with contextlib.suppress(OSError):  # the client gave up long ago
+            super().do_POST()
+
+
+def start_line_api(handler: type[FakeLineApi] = FakeLineApi):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     FakeLineApi.calls = []
     return server, f"http://127.0.0.1:{server.server_address[1]}"

@@ -4,14 +4,27 @@ server standing in for the LINE API, against the live Rasa server."""
 from __future__ import annotations
 
 import base64
+import logging
+import time
 import uuid
 
 import pytest
-from line_support import SECRET, FakeLineApi, event, line_app, signed, start_line_api, text_event
+from line_support import (
+    SECRET,
+    FailingLineApi,
+    FakeLineApi,
+    SlowLineApi,
+    event,
+    line_app,
+    signed,
+    start_line_api,
+    text_event,
+)
 
-from bot.escalation import ChannelDelivery, Escalations, RasaDelivery
+from bot.escalation import ChannelDelivery, DeliveryError, Escalations, RasaDelivery
 from bot.line_messaging import LineClient, LineConfig
 from bot.rasa_client import RasaClient
+from bot.services import free_port
 from bot.settings import Settings
 
 
@@ -101,3 +114,48 @@ def test_staff_reply_to_a_line_ticket_is_pushed(client, line_api):
     path, payload = FakeLineApi.calls[-1]
     assert path == "/v2/bot/message/push" and payload["to"] == user
     assert payload["messages"][0]["text"] == "高津区役所の担当です。ご用件を伺います。"
+
+
+@pytest.mark.parametrize("trouble", ["unreachable", "answers-500", "too-slow"])
+def test_a_signed_event_gets_200_whatever_the_line_api_does(stack, monkeypatch, caplog, trouble):
+    """An error status would make LINE deliver the event again (and file a hand-off twice)."""
+    server = None
+    if trouble == "unreachable":
+        url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    else:
+        server, url = start_line_api(FailingLineApi if trouble == "answers-500" else SlowLineApi)
+    monkeypatch.setenv("LINE_API_TIMEOUT", "1")
+    client = line_app(stack.rasa_url, url, monkeypatch).test_client()
+    user = f"U{uuid.uuid4().hex}"
+    body, headers = signed([text_event(user, "住民票の写しがほしい。連絡先は090-1234-5678")])
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            resp = client.post("/line/callback", data=body, headers=headers)
+        assert resp.status_code == 200 and time.monotonic() - started < SlowLineApi.SLOW_SECONDS
+    finally:
+        if server:
+            server.shutdown()
+    assert "LINE reply not delivered" in caplog.text
+    assert "住民票" not in caplog.text and "5678" not in caplog.text  # the resident's text is not logged
+    events = RasaClient(stack.rasa_url).tracker(user)["events"]
+    assert [e for e in events if e["event"] == "user"]  # the turn reached the bot all the same
+
+
+def test_staff_reply_to_a_line_ticket_while_line_is_down_can_be_sent_again(client, line_api):
+    user = f"U{uuid.uuid4().hex}"
+    for text in ("麻生区に住んでいます", "職員と話したい"):
+        body, headers = signed([text_event(user, text)])
+        client.post("/line/callback", data=body, headers=headers)
+    settings = Settings()
+
+    def escalations(line_url: str) -> Escalations:
+        line = LineClient(LineConfig(SECRET, "test-token", line_url, timeout=1))
+        return Escalations(settings.database_url, ChannelDelivery(RasaDelivery(settings.rasa_base_url), line))
+
+    ticket = escalations(line_api).open_ticket_of(user)
+    with pytest.raises(DeliveryError, match="LINEに送信できませんでした"):
+        escalations(f"http://127.0.0.1:{free_port()}").reply(ticket["id"], "麻生区役所の担当です。")
+    assert escalations(line_api).get(ticket["id"])["status"] == "new"  # not marked answered: send again
+    escalations(line_api).reply(ticket["id"], "麻生区役所の担当です。")
+    assert FakeLineApi.calls[-1][1]["messages"][0]["text"] == "麻生区役所の担当です。"

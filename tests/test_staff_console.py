@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
+from html.parser import HTMLParser
 
 import pytest
 import requests
@@ -22,11 +24,17 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture(scope="module")
 def users(stack):
     suffix = uuid.uuid4().hex[:6]
-    names = {"ward": f"nakahara-{suffix}", "editor": f"editor-{suffix}"}
+    names = {"ward": f"nakahara-{suffix}", "editor": f"editor-{suffix}", "admin": f"admin-{suffix}"}
     db = Settings().database_url
     add_user(db, names["ward"], "ward_staff", PASSWORD, ["中原区"])
     add_user(db, names["editor"], "editor", PASSWORD)
+    add_user(db, names["admin"], "admin", PASSWORD)
     return names
+
+
+@pytest.fixture(autouse=True, scope="module")
+def artifacts():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
 
 def _say(stack, sender: str, text: str) -> list[dict]:
@@ -85,7 +93,7 @@ def test_ward_staff_claims_and_answers_a_ticket_in_the_browser(browser, web_url,
     assert "<script>window.__owned=1</script>職員と話したい" in transcript
     assert browser.execute_script("return window.__owned === undefined")
     _submit(browser, "//button[text()='担当する']")
-    box = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.NAME, "text")))
+    box = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "reply-text")))
     box.send_keys("中原区役所の担当です。ご用件を伺います。")
     _submit(browser, "//button[text()='住民に送信']")
     WebDriverWait(browser, 20).until(lambda d: "（answered）" in d.page_source)
@@ -93,6 +101,84 @@ def test_ward_staff_claims_and_answers_a_ticket_in_the_browser(browser, web_url,
     staff = RasaClient(stack.rasa_url).staff_messages(resident)
     assert [m["text"] for m in staff] == ["中原区役所の担当です。ご用件を伺います。"]
     del link
+
+
+def test_an_internal_note_is_saved_shown_audited_and_never_sent(browser, web_url, stack, users):
+    resident = f"console-{uuid.uuid4().hex[:6]}"
+    _ticket_of(stack, resident, "中原区", "職員と話したい")
+    from bot.escalation import Escalations
+
+    ticket_id = Escalations(Settings().database_url).open_ticket_of(resident)["id"]
+    _login(browser, web_url, users["ward"])
+    browser.get(f"{web_url}/staff/tickets/{ticket_id}")
+    # the label puts the cursor in the note box, not in the reply-to-resident box
+    browser.find_element(By.XPATH, "//label[starts-with(normalize-space(), '内部メモ')]").click()
+    box = browser.switch_to.active_element
+    assert box.get_attribute("id") == "note-text"
+    box.send_keys("折り返しは明日の午前。電話090-1234-5678")
+    _submit(browser, "//button[text()='メモを残す']")
+    WebDriverWait(browser, 20).until(lambda d: "内部メモを残しました" in d.page_source)
+    notes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".msg.note")]
+    assert notes == ["メモ 折り返しは明日の午前。電話[電話番号]"]
+    browser.save_screenshot(str(ARTIFACTS / "staff-ticket-note.png"))
+    assert RasaClient(stack.rasa_url).staff_messages(resident) == []  # a note never reaches the resident
+    from bot.staff import audit_log
+
+    assert any(
+        r["user"] == users["ward"] and r["action"] == "ticket-note" and r["target"] == f"ticket:{ticket_id}"
+        for r in audit_log(Settings().database_url)
+    )
+
+
+class _FormsAndIds(HTMLParser):
+    """Every id on a page, and every field a person fills in with whether a label names it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.label_for: set[str] = set()
+        self.fields: list[tuple[str, str | None, bool]] = []  # (tag, id, inside a <label>)
+        self._in_label = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.append(a["id"])
+        if tag == "label":
+            self._in_label += 1
+            if a.get("for"):
+                self.label_for.add(a["for"])
+        elif tag in ("textarea", "select") or (tag == "input" and a.get("type") not in ("hidden", "submit")):
+            self.fields.append((tag, a.get("id"), self._in_label > 0))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self._in_label = max(0, self._in_label - 1)
+
+
+def test_console_pages_have_unique_ids_and_a_label_for_every_field(web_url, stack, users):
+    _ticket_of(stack, f"console-{uuid.uuid4().hex[:6]}", "中原区", "職員と話したい")
+    _say(stack, f"console-{uuid.uuid4().hex[:6]}", "中原区に住んでいます。近所の空き家が放置されていて危ない")
+    session = _requests_login(web_url, users["admin"])
+    pages = ["/staff/login", "/staff/tickets", "/staff/issues", "/staff/knowledge", "/staff/audit"]
+    for listing, link in (
+        ("/staff/tickets", r"/staff/tickets/\d+"),
+        ("/staff/issues", r"/staff/issues/\d+"),
+        ("/staff/knowledge", r"/staff/knowledge/\w+/[\w-]+"),
+    ):
+        pages.append(re.search(link, session.get(web_url + listing).text).group(0))
+    for page in pages:
+        resp = session.get(web_url + page)
+        assert resp.status_code == 200, page
+        parsed = _FormsAndIds()
+        parsed.feed(resp.text)
+        twice = [i for i, n in Counter(parsed.ids).items() if n > 1]
+        assert not twice, f"{page}: ids used more than once: {twice}"
+        labelled = parsed.label_for
+        unlabelled = [(tag, i) for tag, i, inside in parsed.fields if not inside and i not in labelled]
+        assert not unlabelled, f"{page}: fields without a label: {unlabelled}"
+        if page.startswith("/staff/tickets/"):
+            assert {"reply-text", "note-text", "close-resolution"} <= labelled
 
 
 def test_security_checks_the_browser_cannot_see(web_url, stack, users):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.escalation import Escalations, TicketError
+from bot.escalation import DeliveryError, Escalations, RasaDelivery, TicketError
 from bot.regional_issues import RegionalIssues
 from bot.retrieval.encoders import make_encoder
 
@@ -60,6 +60,36 @@ def test_ticket_lifecycle_and_masked_transcript(db_url):
     with pytest.raises(TicketError):
         esc.reply(ticket_id, "もう一度")
     assert esc.open_ticket_of("U123")["id"] == other
+
+
+def _ticket(esc: Escalations, channel: str = "rest") -> int:
+    return esc.open_ticket(
+        ward="中原区", department="区民課", reason="requested", channel=channel, sender="r-2", transcript=[]
+    )
+
+
+def test_internal_note_is_kept_masked_and_never_sent(db_url):
+    delivery = FakeDelivery()
+    esc = Escalations(db_url, delivery)
+    ticket_id = _ticket(esc)
+    esc.note(ticket_id, "折り返し先は090-1234-5678。明日午前に電話する", "staff-a")
+    (note,) = esc.get(ticket_id)["messages"]
+    assert (note["author"], note["text"]) == ("note", "折り返し先は[電話番号]。明日午前に電話する")
+    assert delivery.sent == [] and esc.get(ticket_id)["status"] == "new"
+    with pytest.raises(TicketError):
+        esc.note(ticket_id + 1000, "ない番号")
+
+
+def test_a_reply_that_cannot_be_delivered_leaves_the_ticket_as_it_was(db_url):
+    """The bot's server unreachable: staff are told, nothing is recorded, they can send again."""
+    from bot.services import free_port
+
+    esc = Escalations(db_url, RasaDelivery(f"http://127.0.0.1:{free_port('127.0.0.1')}", timeout=2))
+    ticket_id = _ticket(esc)
+    with pytest.raises(DeliveryError, match="送れませんでした"):
+        esc.reply(ticket_id, "区民課です。", "staff-a")
+    ticket = esc.get(ticket_id)
+    assert ticket["status"] == "new" and ticket["messages"] == []
 
 
 def test_paraphrases_group_into_one_regional_issue_per_ward(db_url, tmp_path):

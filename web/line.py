@@ -3,6 +3,8 @@
 Every request's X-Line-Signature is verified with the channel secret first; a missing or forged
 signature gets 400 and nothing is processed or stored. Text and postbacks go to Rasa with the
 LINE user id as sender; replies use the reply token (text, quick replies, a Flex office card).
+A validly signed request always gets 200: an error status would only make LINE deliver the events
+again (and file a hand-off twice). A reply the LINE API does not take is logged, without the text.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from linebot.v3.webhooks import (
     UnfollowEvent,
 )
 
-from bot.line_messaging import LineClient, LineConfig, to_line_messages
+from bot.line_messaging import LineApiError, LineClient, LineConfig, to_line_messages
 from bot.phrases import BOT_DOWN, NOT_TEXT, RATE_LIMITED
 from bot.rasa_client import RasaClient
 
@@ -75,7 +77,10 @@ def create_blueprint(config: LineConfig) -> Blueprint:
             else:
                 continue
             if messages and getattr(event, "reply_token", None):
-                line.reply(event.reply_token, messages)
+                try:
+                    line.reply(event.reply_token, messages)
+                except LineApiError as err:
+                    current_app.logger.warning("LINE reply not delivered (%s)", err)
         return "OK"
 
     return bp

@@ -84,6 +84,25 @@ class StatusForm(FlaskForm):
     status = SelectField("状態", choices=[(s, s) for s in ISSUE_STATUSES])
 
 
+def _prefixed(form: type[FlaskForm], prefix: str):
+    """A form whose fields' ids and names start with `prefix`: several forms share one page, and
+    unprefixed they all had id="csrf_token" (and the reply and the note box both id="text")."""
+    return lambda: form(prefix=prefix)
+
+
+# The ticket page's forms, one per action it posts to (the prefix is the action's name).
+_TICKET_FORMS = {
+    verb: _prefixed(form, verb)
+    for verb, form in {"claim": ActionForm, "reply": ReplyForm, "note": NoteForm, "close": CloseForm}.items()
+}
+_DONE = {
+    "claim": "担当者になりました。",
+    "reply": "住民に送信しました。",
+    "note": "内部メモを残しました。",
+    "close": "完了にしました。会話はボットに戻りました。",
+}
+
+
 def _settings():
     return get_settings()
 
@@ -175,24 +194,17 @@ def tickets():
 @login_required
 def ticket(ticket_id: int):
     data = _visible_ticket(ticket_id)
-    return render_template(
-        "staff/ticket.html",
-        t=data,
-        reply=ReplyForm(),
-        note=NoteForm(),
-        close=CloseForm(),
-        action=ActionForm(),
-    )
+    forms = {verb: form() for verb, form in _TICKET_FORMS.items()}
+    return render_template("staff/ticket.html", t=data, **forms)
 
 
 @bp.post("/tickets/<int:ticket_id>/<verb>")
 @login_required
 def ticket_action(ticket_id: int, verb: str):
     _visible_ticket(ticket_id)
-    forms = {"claim": ActionForm, "reply": ReplyForm, "note": NoteForm, "close": CloseForm}
-    if verb not in forms:
+    if verb not in _TICKET_FORMS:
         abort(404)
-    form = forms[verb]()
+    form = _TICKET_FORMS[verb]()
     if not form.validate_on_submit():
         flash("入力を確認してください。")
         return redirect(url_for("staff.ticket", ticket_id=ticket_id))
@@ -208,7 +220,9 @@ def ticket_action(ticket_id: int, verb: str):
             esc.close(ticket_id, form.resolution.data or "")
     except TicketError as err:
         flash(str(err))
-    _audit(f"ticket-{verb}", f"ticket:{ticket_id}")
+    else:
+        _audit(f"ticket-{verb}", f"ticket:{ticket_id}")
+        flash(_DONE[verb])
     return redirect(url_for("staff.ticket", ticket_id=ticket_id))
 
 
@@ -252,18 +266,18 @@ def issue(issue_id: int):
         abort(404)
     if not current_user.sees_ward(data["ward"]):
         abort(404)
-    form = StatusForm(status=data["status"])
+    form = StatusForm(status=data["status"], prefix="status")
     if form.validate_on_submit():
         regional.set_status(issue_id, form.status.data)
         _audit("issue-status", f"issue:{issue_id}", form.status.data)
         return redirect(url_for("staff.issue", issue_id=issue_id))
-    return render_template("staff/issue.html", i=data, form=form, action=ActionForm())
+    return render_template("staff/issue.html", i=data, form=form, action=ActionForm(prefix="draft"))
 
 
 @bp.post("/issues/<int:issue_id>/draft")
 @login_required
 def issue_draft(issue_id: int):
-    if not ActionForm().validate_on_submit():
+    if not ActionForm(prefix="draft").validate_on_submit():
         abort(400)
     path = _issues().issues.draft(issue_id, _settings().knowledge_dir)
     _audit("issue-draft", f"issue:{issue_id}", str(path.name))
