@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, Service, Source
+from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, Referral, Service, Source
 from bot.phrases import PHRASES, bilingual
 from bot.retrieval.index import Hit
 
@@ -94,6 +94,8 @@ class AnswerComposer:
         kind, ref = hit.doc.kind, hit.doc.ref
         if kind == "service":
             answer = self.service(self.kb.services[ref], ward, intent, lang)
+        elif kind == "referral":
+            answer = self.referral(self.kb.referrals[ref], ward, lang)
         elif kind == "office":
             answer = self.office(self.kb.offices[ref], lang)
         elif kind == "faq":
@@ -178,6 +180,28 @@ class AnswerComposer:
             answer.counter = service.counter.name if service.counter else None
             answer.sources.append(service.source)
         return answer
+
+    def referral(self, referral: Referral, ward: str | None, lang: str = "ja") -> Answer:
+        """Not the ward office's: who handles it, where, and what the ward office contributes (its
+        own procedures offered as quick replies)."""
+        p = PHRASES[lang]
+        lines = [
+            p["referral"].format(
+                service=bilingual(referral.name, referral.name_en, lang),
+                handled_by=bilingual(referral.handled_by, referral.handled_by_en, lang),
+            ),
+            referral.where,
+        ]
+        if referral.ward_office_part:
+            lines.append(p["referral_ward_part"].format(part=referral.ward_office_part))
+        services = [self.kb.services[s] for s in referral.services if s in self.kb.services]
+        return Answer(
+            text="\n".join(lines),
+            sources=[referral.source, *(s.source for s in services)],
+            office=referral.handled_by,
+            ward=ward,
+            buttons=[{"title": s.name[:20], "payload": s.name} for s in services],
+        )
 
     def service(self, service: Service, ward: str | None, intent: str | None, lang: str = "ja") -> Answer:
         p = PHRASES[lang]

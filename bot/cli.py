@@ -114,8 +114,12 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
             return 1
         print(
             f"ok: {len(kb.offices)} offices, {len(kb.counters)} counters, {len(kb.services)} services, "
-            f"{len(kb.faqs)} FAQ, {len(kb.policy)} policy chunks, {len(kb.towns)} towns"
+            f"{len(kb.referrals)} referrals, {len(kb.faqs)} FAQ, {len(kb.policy)} policy chunks, "
+            f"{len(kb.towns)} towns"
         )
+        waiting = kb.awaiting_review
+        per_file = ", ".join(f"{name} {n}" for name, n in sorted(waiting.items()))
+        print(f"awaiting an editor's review (review: true): {sum(waiting.values())} entries ({per_file})")
         return 0
     if args.action == "export-nlu":
         from bot.knowledge.nlu_export import export_nlu
@@ -136,16 +140,21 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Top-1 accuracy (entry, counter and office right) and MRR of the answering core."""
     from bot.concierge import Concierge
-    from bot.evaluation import evaluate
+    from bot.evaluation import evaluate, gate_failures, table
 
-    result = evaluate(Concierge(get_settings()), Path(args.file))
+    result = evaluate(Concierge(get_settings()), Path(args.file), part=args.part)
     for miss in result.misses if args.verbose else []:
         print(json.dumps(miss, ensure_ascii=False), file=sys.stderr)
+    print(table(result))
+    t = result.overall
     print(
-        f"questions {result.total}  top-1 office/counter {result.accuracy:.3f}  "
-        f"top-1 entry {result.entry_accuracy:.3f}  MRR@10 {result.mrr:.3f}  misses {len(result.misses)}"
+        f"questions {t.total}  top-1 office/counter {t.accuracy:.3f}  top-1 entry {t.entry_accuracy:.3f}  "
+        f"MRR@10 {t.mrr:.3f}  confidently wrong {t.confident_wrong:.3f}  abstained {t.abstention:.3f}"
     )
-    return 0
+    failures = gate_failures(result) if args.gate else []
+    for failure in failures:
+        print(f"gate: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
@@ -367,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     ev = sub.add_parser("eval", help="top-1 accuracy and MRR on a question set (JSON lines)")
     ev.add_argument("file")
     ev.add_argument("-v", "--verbose", action="store_true", help="print the misses")
+    ev.add_argument("--part", choices=["tune", "held-out"], help="only one part (default: both)")
+    ev.add_argument("--gate", action="store_true", help="exit 1 below the quality gate (make test)")
     ev.set_defaults(func=cmd_eval)
     ret = sub.add_parser("retrieve", help="rank an FAQ collection (LocalgovFAQ JSON form) for queries")
     ret.add_argument("--faq-json", required=True, help='{doc_id: "Question: …\\nAnswer: …"}')

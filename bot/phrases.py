@@ -22,6 +22,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "faq_counter": "担当窓口: {place}の{counter}（{service}）",
         "your_ward_office": "お住まいの区の区役所",
         "policy": "{cite}「{heading}」より:\n{excerpt}",
+        "referral": "「{service}」は区役所では扱っていません。{handled_by}の窓口です。",
+        "referral_ward_part": "区役所でできること: {part}",
         "unresolved": "申し訳ありません。そのご質問にお答えできる情報が見つかりませんでした。\n"
         "言い方を変えてもう一度お聞きいただくか、「担当者と話したい」と送ってください。",
         "hours_of": "{office}の受付時間は次のとおりです。",
@@ -50,6 +52,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "faq_counter": "Counter: the {counter} at {place} ({service})",
         "your_ward_office": "your ward office (区役所)",
         "policy": "From {cite} 「{heading}」 (in Japanese):\n{excerpt}",
+        "referral": "{service} is not handled at the ward office (区役所): it is handled by {handled_by}.",
+        "referral_ward_part": "At the ward office (in Japanese): {part}",
         "unresolved": "Sorry, I could not find an answer to that. Please ask in other words, "
         "or send 「担当者と話したい」 to talk to a staff member.",
         "hours_of": "Opening hours of {office}:",

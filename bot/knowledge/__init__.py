@@ -8,6 +8,7 @@ from bot.knowledge.model import (
     KnowledgeBase,
     Office,
     PolicyChunk,
+    Referral,
     Service,
     Source,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "KnowledgeError",
     "Office",
     "PolicyChunk",
+    "Referral",
     "Service",
     "Source",
     "load_knowledge",

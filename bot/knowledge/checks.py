@@ -19,6 +19,7 @@ NEAR_DUPLICATE_COSINE = 0.93
 def _entry_texts(kb: KnowledgeBase) -> list[tuple[str, str, str]]:
     """(id, origin, text) of every service and FAQ, as residents would ask about it."""
     rows = [(f"service:{s.id}", s.origin, " ".join((s.name, *s.questions))) for s in kb.services.values()]
+    rows += [(f"referral:{r.id}", r.origin, " ".join((r.name, *r.questions))) for r in kb.referrals.values()]
     rows += [(f"faq:{f.id}", f.origin, " ".join(f.questions)) for f in kb.faqs.values()]
     return rows
 

@@ -16,6 +16,7 @@ from bot.knowledge.model import (
     NotAt,
     Office,
     PolicyChunk,
+    Referral,
     Schedule,
     SensitiveTopic,
     Service,
@@ -53,6 +54,7 @@ class _Reader:
         self.hours: dict[str, str] = {}
         self.hours_en: dict[str, str] = {}
         self.schedules: dict[str, Schedule] = {}
+        self.awaiting_review: dict[str, int] = {}
 
     def read(self, name: str) -> list[dict[str, Any]]:
         path = self.folder / name
@@ -70,10 +72,13 @@ class _Reader:
         if not isinstance(data, list):
             self.problems.append(f"{name}:1: expected a list of entries")
             return []
-        for item in data:
-            if isinstance(item, dict):
-                item["__file__"] = name
-        return [item for item in data if isinstance(item, dict)]
+        items = [item for item in data if isinstance(item, dict)]
+        for item in items:
+            item["__file__"] = name
+        flagged = sum(1 for item in items if item.get("review"))
+        if flagged:
+            self.awaiting_review[name] = flagged
+        return items
 
     def where(self, item: dict[str, Any]) -> str:
         return f"{item.get('__file__', '?')}:{item.get(_LINE, 0)}"
@@ -160,8 +165,9 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
 
     offices, counters = reader.read("offices.yml"), reader.read("counters.yml")
     services, faqs, policy = reader.read("services.yml"), reader.read("faq.yml"), reader.read("policy.yml")
+    referrals = reader.read("referrals.yml")
     seen: dict[str, str] = {}
-    for group in (offices, counters, services, faqs, policy):
+    for group in (offices, counters, services, referrals, faqs, policy):
         _check_unique(reader, group, seen)
 
     for item in offices:
@@ -233,6 +239,28 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             alternatives=item.get("alternatives", ""),
             deadline=item.get("deadline", ""),
             note=item.get("note", ""),
+            review=bool(item.get("review")),
+            origin=reader.where(item),
+        )
+    for item in referrals:
+        if not reader.require(item, "id", "name", "handled_by", "where"):
+            continue
+        for sid in _strs(item.get("services")):
+            if sid not in kb.services:
+                reader.problems.append(f"{reader.where(item)}: unknown service {sid!r}")
+        kb.referrals[item["id"]] = Referral(
+            id=item["id"],
+            name=item["name"],
+            handled_by=item["handled_by"],
+            where=item["where"],
+            source=reader.source(item),
+            aliases=_strs(item.get("aliases")),
+            questions=_strs(item.get("questions")),
+            name_en=item.get("name_en", ""),
+            aliases_en=_strs(item.get("aliases_en")),
+            handled_by_en=item.get("handled_by_en", ""),
+            ward_office_part=item.get("ward_office_part", ""),
+            services=_strs(item.get("services")),
             review=bool(item.get("review")),
             origin=reader.where(item),
         )
@@ -309,6 +337,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
         )
     kb.hours = dict(reader.hours)
     kb.schedules = dict(reader.schedules)
+    kb.awaiting_review = dict(reader.awaiting_review)
     if strict and reader.problems:
         raise KnowledgeError(reader.problems)
     return kb

@@ -117,6 +117,27 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Referral:
+    """A matter residents bring to the ward office that another body handles (パスポート → 県):
+    the bot says so plainly, where to go, and what the ward office does contribute."""
+
+    id: str
+    name: str
+    handled_by: str
+    where: str
+    source: Source
+    aliases: tuple[str, ...] = ()
+    questions: tuple[str, ...] = ()
+    name_en: str = ""
+    aliases_en: tuple[str, ...] = ()
+    handled_by_en: str = ""
+    ward_office_part: str = ""  # what the ward office contributes, e.g. 戸籍謄本 for a passport
+    services: tuple[str, ...] = ()  # ids of the ward office's own services that contribute
+    review: bool = False
+    origin: str = ""  # file:line in knowledge/, for editors
+
+
+@dataclass(frozen=True)
 class Faq:
     id: str
     questions: tuple[str, ...]
@@ -166,6 +187,7 @@ class KnowledgeBase:
     offices: dict[str, Office] = field(default_factory=dict)
     counters: dict[str, Counter] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
+    referrals: dict[str, Referral] = field(default_factory=dict)
     faqs: dict[str, Faq] = field(default_factory=dict)
     policy: dict[str, PolicyChunk] = field(default_factory=dict)
     towns: list[Town] = field(default_factory=list)
@@ -173,6 +195,7 @@ class KnowledgeBase:
     ward_names_en: dict[str, str] = field(default_factory=dict)  # 中原区 → Nakahara
     schedules: dict[str, Schedule] = field(default_factory=dict)
     sensitive: list[SensitiveTopic] = field(default_factory=list)
+    awaiting_review: dict[str, int] = field(default_factory=dict)  # file → entries marked review: true
 
     def offices_in(
         self, ward: str, kinds: tuple[str, ...] = (), include_closed: bool = False

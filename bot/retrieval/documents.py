@@ -20,7 +20,7 @@ class View:
 @dataclass(frozen=True)
 class Document:
     id: str  # "<kind>:<knowledge id>"
-    kind: str  # service | faq | policy | office
+    kind: str  # service | referral | faq | policy | office
     title: str
     views: tuple[View, ...]
 
@@ -52,6 +52,13 @@ def documents_from(kb: KnowledgeBase) -> list[Document]:
             desc += s.note
         views.append(View(desc, "passage"))
         docs.append(Document(f"service:{s.id}", "service", s.name, tuple(views)))
+    for r in kb.referrals.values():
+        views = [View(" ".join((r.name, *r.aliases)), "query")]
+        views += [View(q, "query") for q in r.questions]
+        if r.name_en:
+            views.append(View(", ".join((r.name_en, *r.aliases_en)), "query"))
+        views.append(View(f"{r.name}。{r.handled_by}が扱います。{r.where}", "passage"))
+        docs.append(Document(f"referral:{r.id}", "referral", r.name, tuple(views)))
     for f in kb.faqs.values():
         views = [View(q, "query") for q in f.questions] + [View(f.answer, "passage")]
         docs.append(Document(f"faq:{f.id}", "faq", f.questions[0], tuple(views)))
