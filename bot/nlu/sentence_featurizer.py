@@ -87,7 +87,8 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
             if not tokens or not text:
                 continue
             sequence = self._embed([t.text for t in tokens], "token")
-            sentence = self._embed([nfkc(text)], "sentence")
+            # the text the tokenizer kept (it keeps the first max_tokens of a long message)
+            sentence = self._embed([nfkc(text[: tokens[-1].end])], "sentence")
             self.add_features_to_message(sequence, sentence, attribute, message)
 
     def process(self, messages: list[Message]) -> list[Message]:

@@ -3,6 +3,11 @@
 Each token keeps offsets into the original message (for entity extraction) and carries three
 views of the word: `text` (NFKC, lower case), `lemma` (Sudachi normalized form) and the
 `reading` (katakana), which `ReadingCountVectorsFeaturizer` turns into features.
+
+Only the first `max_tokens` morphemes go on to the featurizers and DIET: what a message asks is
+said early, and a 2,000-character message would otherwise cost the Rasa server seconds of its
+event loop and hundreds of MB (DIET's attention grows with the square of the tokens). The whole
+text still reaches the tracker and the actions.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class SudachiTokenizer(Tokenizer):
             "token_pattern": None,
             "prefix_separator_symbol": None,
             "split_mode": "C",
+            "max_tokens": 128,
         }
 
     @staticmethod
@@ -40,6 +46,7 @@ class SudachiTokenizer(Tokenizer):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._analyzer = default_analyzer(config["split_mode"])  # shared with the masking check
+        self._max_tokens = int(config["max_tokens"])
 
     @classmethod
     def create(
@@ -55,6 +62,6 @@ class SudachiTokenizer(Tokenizer):
         text = message.get(attribute) or ""
         tokens = [
             Token(m.text, m.start, m.end, data={"reading": m.reading, "pos": m.pos}, lemma=m.normalized)
-            for m in self._analyzer.analyze(text)
+            for m in self._analyzer.analyze(text)[: self._max_tokens]
         ]
         return self._apply_token_pattern(tokens)
