@@ -18,6 +18,12 @@ MAP_URL = "https://www.google.com/maps/search/?api=1&query={query}"
 POLICY_EXCERPT_CHARS = 240
 
 
+def choice_title(doc) -> str:
+    """What a 「もしかして」 button says (and sends back): the entry's own name (a policy chunk's
+    heading rather than its citation)."""
+    return doc.views[0].text if doc.kind == "policy" else doc.title.split("\n", 1)[0]
+
+
 def ward_buttons() -> list[dict[str, str]]:
     return [{"title": w, "payload": f'/inform_ward{{"ward": "{w}"}}'} for w in WARDS]
 
@@ -113,6 +119,18 @@ class AnswerComposer:
         answer.ward = answer.ward or ward
         answer.text += "\n" + _source_line(answer.sources, p)
         return answer
+
+    def uncertain(self, hits: list[Hit], ward: str | None, lang: str = "ja") -> Answer:
+        """Several entries are about equally likely and lead to different places: name them
+        (「もしかして」) as quick replies, with a person, rather than pick one."""
+        titles = list(dict.fromkeys(choice_title(h.doc) for h in hits))
+        return Answer(
+            text=PHRASES[lang]["not_sure"].format(choices="\n".join(f"・{t}" for t in titles)),
+            ward=ward,
+            buttons=[{"title": t[:20], "payload": t} for t in titles] + [HANDOFF_BUTTON],
+            unresolved=True,
+            confidence=hits[0].confidence,
+        )
 
     def unresolved(self, ward: str | None, confidence: float, lang: str = "ja") -> Answer:
         return Answer(

@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 
-from bot.answer import Answer, AnswerComposer
+from bot.answer import Answer, AnswerComposer, choice_title
 from bot.escalation import Escalations
 from bot.japanese import default_analyzer, is_mostly_latin, nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
@@ -94,8 +94,44 @@ class Concierge:
             if hit is None or hit.confidence < self.settings.answer_min_score:
                 return self.composer.hours(ward, lang)
             return self.composer.compose(hit, ward, intent, lang)
-        hits = self.retriever.search(query, k=1, places=places)
+        hits = self.retriever.search(query, k=3, places=places)
+        chosen = next((h for h in hits if nfkc(choice_title(h.doc)) == nfkc(query).strip()), None)
+        if chosen:  # the resident picked one of the bot's 「もしかして」 choices
+            return self.composer.compose(chosen, ward, intent, lang)
+        rivals = self._rivals(hits)
+        if rivals:
+            return self.composer.uncertain([hits[0], *rivals], ward, lang)
         return self.composer.compose(hits[0] if hits else None, ward, intent, lang)
+
+    def _rivals(self, hits: list) -> list:
+        """Runners-up about as likely as the best hit that send the resident somewhere else: then
+        the bot must not pick one (a wrong office costs a trip; a choice costs a click)."""
+        if not hits or hits[0].confidence < self.settings.answer_min_score:
+            return []
+        best = hits[0]
+        return [
+            h
+            for h in hits[1:]
+            if h.confidence >= self.settings.answer_min_score
+            and best.confidence - h.confidence < self.settings.answer_margin
+            and self.destination(h.doc) != self.destination(best.doc)
+        ]
+
+    def destination(self, doc) -> str:
+        """Where an entry sends a resident: its counter (services, an FAQ's first service), the
+        body that handles it (referrals), the office, or the policy text itself."""
+        kb = self.kb
+        if doc.kind == "faq":
+            faq = kb.faqs.get(doc.ref)
+            doc_ref = faq.services[0] if faq and faq.services else None
+            service = kb.services.get(doc_ref) if doc_ref else None
+        else:
+            service = kb.services.get(doc.ref) if doc.kind == "service" else None
+        if service is not None:
+            return f"counter:{service.counter.id}" if service.counter else f"service:{service.id}"
+        if doc.kind == "referral" and doc.ref in kb.referrals:
+            return f"body:{kb.referrals[doc.ref].handled_by}"
+        return "policy" if doc.kind == "policy" else doc.id
 
 
 # Words that only say where someone lives: 「中原区に住んでいます」「最寄りは武蔵小杉駅です」

@@ -23,6 +23,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "your_ward_office": "お住まいの区の区役所",
         "policy": "{cite}「{heading}」より:\n{excerpt}",
         "referral": "「{service}」は区役所では扱っていません。{handled_by}の窓口です。",
+        "not_sure": "ご質問がどれにあたるか、はっきりわかりませんでした。もしかして、次のどれかでしょうか。\n"
+        "{choices}\nどれも違うときは「担当者と話したい」を選んでください。",
         "referral_ward_part": "区役所でできること: {part}",
         "unresolved": "申し訳ありません。そのご質問にお答えできる情報が見つかりませんでした。\n"
         "言い方を変えてもう一度お聞きいただくか、「担当者と話したい」と送ってください。",
@@ -53,6 +55,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "your_ward_office": "your ward office (区役所)",
         "policy": "From {cite} 「{heading}」 (in Japanese):\n{excerpt}",
         "referral": "{service} is not handled at the ward office (区役所): it is handled by {handled_by}.",
+        "not_sure": "I am not sure which of these you mean:\n{choices}\n"
+        "If none of them, choose 「担当者と話したい」 to talk to a staff member.",
         "referral_ward_part": "At the ward office (in Japanese): {part}",
         "unresolved": "Sorry, I could not find an answer to that. Please ask in other words, "
         "or send 「担当者と話したい」 to talk to a staff member.",

@@ -59,3 +59,58 @@ def test_check_command_fails_on_a_broken_reference(small_knowledge: Path, capsys
     )
     assert main(["knowledge", "check", "--folder", str(small_knowledge)]) == 1
     assert "services.yml:1: unknown counter 'kumin'" in capsys.readouterr().err
+
+
+REFERRAL = """\
+- id: passport
+  name: パスポートの申請
+  name_en: Passport application
+  aliases: [パスポート, 旅券]
+  questions: [パスポートを作りたい]
+  handled_by: 神奈川県パスポートセンター
+  handled_by_en: Kanagawa Passport Center
+  where: 神奈川県が窓口です。
+  ward_office_part: 申請に使う戸籍謄本は区役所の区民課で取れます。
+  services: [{service}]
+  source: seed
+  review: true
+"""
+
+
+def test_a_referral_says_who_handles_it_and_what_the_ward_office_does(small_knowledge: Path):
+    from bot.answer import AnswerComposer
+
+    service = next(iter(load_knowledge(small_knowledge).services))
+    (small_knowledge / "referrals.yml").write_text(REFERRAL.format(service=service), encoding="utf-8")
+    kb = load_knowledge(small_knowledge)
+    assert kb.awaiting_review["referrals.yml"] == 1
+    answer = AnswerComposer(kb, 0.5).referral(kb.referrals["passport"], "中原区")
+    first_line = answer.text.splitlines()[0]
+    assert first_line.startswith("「パスポートの申請」は区役所では扱っていません。")
+    assert first_line.endswith("神奈川県パスポートセンターの窓口です。")
+    assert "区役所でできること: 申請に使う戸籍謄本" in answer.text
+    assert answer.office == "神奈川県パスポートセンター" and not answer.unresolved
+    assert [b["payload"] for b in answer.buttons] == [kb.services[service].name]
+    english = AnswerComposer(kb, 0.5).referral(kb.referrals["passport"], None, "en")
+    assert "not handled at the ward office" in english.text and "Kanagawa Passport Center" in english.text
+
+
+def test_a_referral_naming_an_unknown_service_is_reported(small_knowledge: Path):
+    (small_knowledge / "referrals.yml").write_text(REFERRAL.format(service="no-such"), encoding="utf-8")
+    with pytest.raises(KnowledgeError) as err:
+        load_knowledge(small_knowledge)
+    assert "referrals.yml:1: unknown service 'no-such'" in "\n".join(err.value.problems)
+
+
+def test_an_uncertain_answer_names_the_choices_and_a_person(small_knowledge: Path):
+    from bot.answer import HANDOFF_BUTTON, AnswerComposer
+    from bot.retrieval.documents import documents_from
+    from bot.retrieval.index import Hit
+
+    kb = load_knowledge(small_knowledge)
+    first, second = documents_from(kb)[:2]
+    hits = [Hit(first, 2.0, 0.7, {}), Hit(second, 1.9, 0.72, {})]
+    answer = AnswerComposer(kb, 0.5).uncertain(hits, "中原区")
+    assert answer.unresolved and "もしかして" in answer.text
+    assert [b["title"] for b in answer.buttons[:2]] == [first.title[:20], second.title[:20]]
+    assert answer.buttons[-1] == HANDOFF_BUTTON
