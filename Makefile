@@ -104,6 +104,8 @@ bench-quality: install $(INDEX)
 # reported per kind and for the part held out of all tuning.
 eval: install $(INDEX)
 	$(VENV)/bin/concierge eval tests/dev/kawasaki_dev.jsonl --gate
+	@echo "policy facts quoted to the sentence (reported, not yet gated):"
+	$(VENV)/bin/concierge eval tests/dev/policy_facts.jsonl
 
 lint:
 	$(VENV)/bin/ruff check bot actions web tests bench

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, Referral, Service, Source
 from bot.phrases import PHRASES, bilingual
+from bot.policy_facts import best_sentence
 from bot.retrieval.index import Hit
 
 HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": "/request_human"}
@@ -92,7 +93,12 @@ class AnswerComposer:
         self.min_confidence = min_confidence
 
     def compose(
-        self, hit: Hit | None, ward: str | None, intent: str | None = None, lang: str = "ja"
+        self,
+        hit: Hit | None,
+        ward: str | None,
+        intent: str | None = None,
+        lang: str = "ja",
+        question: str = "",
     ) -> Answer:
         p = PHRASES[lang]
         if hit is None or hit.confidence < self.min_confidence:
@@ -108,11 +114,10 @@ class AnswerComposer:
             answer = self.faq(self.kb.faqs[ref], ward, lang)
         else:
             chunk = self.kb.policy[ref]
-            excerpt = (
-                chunk.text
-                if len(chunk.text) <= POLICY_EXCERPT_CHARS
-                else (chunk.text[:POLICY_EXCERPT_CHARS] + "…")
-            )
+            # the sentence that answers the question, not the chunk's opening
+            excerpt = best_sentence(question, chunk.text) if question else chunk.text
+            if len(excerpt) > POLICY_EXCERPT_CHARS:
+                excerpt = excerpt[:POLICY_EXCERPT_CHARS] + "…"
             text = p["policy"].format(cite=chunk.cite, heading=chunk.heading, excerpt=excerpt)
             answer = Answer(text=text, sources=[chunk.source])
         answer.confidence, answer.entry = hit.confidence, hit.doc.id

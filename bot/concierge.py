@@ -97,23 +97,24 @@ class Concierge:
         hits = self.retriever.search(query, k=3, places=places)
         chosen = next((h for h in hits if nfkc(choice_title(h.doc)) == nfkc(query).strip()), None)
         if chosen:  # the resident picked one of the bot's 「もしかして」 choices
-            return self.composer.compose(chosen, ward, intent, lang)
+            return self.composer.compose(chosen, ward, intent, lang, query)
         rivals = self._rivals(hits)
         if rivals:
             return self.composer.uncertain([hits[0], *rivals], ward, lang)
-        return self.composer.compose(hits[0] if hits else None, ward, intent, lang)
+        return self.composer.compose(hits[0] if hits else None, ward, intent, lang, query)
 
     def _rivals(self, hits: list) -> list:
         """Runners-up about as likely as the best hit that send the resident somewhere else: then
         the bot must not pick one (a wrong office costs a trip; a choice costs a click)."""
         if not hits or hits[0].confidence < self.settings.answer_min_score:
             return []
-        best = hits[0]
+        best, settings = hits[0], self.settings
         return [
             h
             for h in hits[1:]
-            if h.confidence >= self.settings.answer_min_score
-            and best.confidence - h.confidence < self.settings.answer_margin
+            if h.confidence >= settings.answer_min_score
+            and best.confidence - h.confidence <= settings.answer_margin
+            and best.score - h.score <= settings.answer_rank_gap
             and self.destination(h.doc) != self.destination(best.doc)
         ]
 

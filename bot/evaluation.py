@@ -1,10 +1,11 @@
 """Evaluate the answering core on a question set: is the right entry, counter and office on top,
 and when it is not, did the bot say it was not sure rather than answer wrongly?
 
-A question set is JSON lines {"id", "q", "entry", "ward"?, "kind"?, "split"?}: `entry` is the
+A question set is JSON lines {"id", "q", "entry", "ward"?, "kind"?, "split"?, "fact"?}: `entry` is the
 knowledge entry that answers it ("service:kokuho", "referral:passport", "office:kakio-liaison"),
 or null when the knowledge cannot answer it and the bot should say so. The expected counter and
-office follow from the knowledge base, so the set stays right when an entry is edited.
+office follow from the knowledge base, so the set stays right when an entry is edited. A policy
+question names the `fact` (a few words of the policy) its reply must quote.
 
 Every reply is one of three outcomes: right; confidently wrong (answered, and not with what was
 expected — a wasted trip for a resident); or abstained (「わかりません」 and a person). A part of the
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.concierge import Concierge
+from bot.japanese import nfkc
 
 OUTCOMES = ("right", "wrong", "abstained")
 # `make test` fails below these on the team's dev set (issue 13): a wrong office costs a trip.
@@ -141,6 +143,9 @@ def judge(concierge: Concierge, item: dict, k: int = 10) -> tuple[str, bool, flo
     rr = 1.0 / (ranked.index(item["entry"]) + 1) if item["entry"] in ranked else 0.0
     if answer.unresolved:
         return "abstained", False, rr, got
+    if item.get("fact"):  # a policy fact: the reply must quote it, from whichever chunk holds it
+        right = nfkc(item["fact"]) in nfkc(answer.text)
+        return ("right" if right else "wrong"), answer.entry == item["entry"], rr, got
     counter, office = _expected(concierge, item["entry"], item.get("ward"))
     # Right when the expected entry answered, or, for a procedure, when the answer (e.g. a
     # related FAQ) names the same counter and office: that is what the resident needs.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from bot.knowledge import KnowledgeBase
+from bot.policy_facts import sentences
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,11 @@ def documents_from(kb: KnowledgeBase) -> list[Document]:
         views = [View(q, "query") for q in f.questions] + [View(f.answer, "passage")]
         docs.append(Document(f"faq:{f.id}", "faq", f.questions[0], tuple(views)))
     for p in kb.policy.values():
-        views = (View(p.heading, "query"), View(f"{p.heading}\n{p.text}", "passage"))
-        docs.append(Document(f"policy:{p.id}", "policy", p.cite, views))
+        views = [View(p.heading, "query"), View(f"{p.heading}\n{p.text}", "passage")]
+        parts = sentences(p.text)
+        if len(parts) > 1:  # a question about one fact meets the sentence that holds it
+            views += [View(sentence, "passage") for sentence in parts]
+        docs.append(Document(f"policy:{p.id}", "policy", p.cite, tuple(views)))
     for o in kb.offices.values():
         views = [View(f"{o.name} {o.kind} {' '.join(o.wards) if len(o.wards) == 1 else ''}".strip(), "query")]
         if o.name_en:

@@ -1,0 +1,83 @@
+"""Policy facts to the sentence: which sentence of a reform-policy chunk answers a question.
+
+A question like 「コンビニ交付はいつから？」 wants one sentence of a long chunk (the one with the
+date), not the chunk's opening. Chunks are split into sentences (each is also a retrieval view);
+the answer quotes the sentence that shares the most content words with the question, preferring
+one that holds what the question asks for: a date (いつ・何年), a figure (何%・何か所), a body or
+role (誰・どこが).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bot.japanese import default_analyzer, nfkc
+
+# A sentence this short quotes its neighbour too (「この取組により…」 needs what came before).
+SHORT_SENTENCE_CHARS = 30
+MIN_SENTENCE_CHARS = 8
+OPENING, CLOSING = "(（「『【", ")）」』】"
+
+# What the question asks for, by the words residents use (matched on NFKC text: containment only).
+QUESTION_CUES: dict[str, tuple[str, ...]] = {
+    "date": ("いつ", "何年", "何月", "何日", "時期", "年度", "when", "what year"),
+    "figure": ("何%", "何パーセント", "割合", "何割", "何人", "何か所", "何箇所", "何カ所", "いくつ",
+               "何件", "どのくらい", "どれくらい", "how many", "how much", "percent"),
+    "body": ("誰", "だれ", "どこが", "どの組織", "どの部署", "どこの課", "どの課", "who", "which office"),
+}  # fmt: skip
+# What a sentence holds (knowledge text, not resident text).
+SENTENCE_HOLDS: dict[str, re.Pattern[str]] = {
+    "date": re.compile(r"(?:平成|令和|昭和)(?:\d{1,2}|元)年|\d{4}年|\d{1,2}年度|\d{1,2}月"),
+    "figure": re.compile(r"\d+(?:\.\d+)?(?:%|割|人|か所|箇所|カ所|件|区|館|課|万|億|倍)"),
+    "body": re.compile(r"区長|市長|副区長|局長|課長|委員会|審議会|会議|センター|職員|区役所|本庁|局|課"),
+}
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a chunk: split after a 。 outside brackets (「…といいます。」 inside
+    parentheses ends no sentence), with the import's line breaks inside a sentence (PDF lines that
+    cut 「活用」 in two) joined again."""
+    joined = re.sub(r"\s*\n\s*", "", text)
+    parts, start, depth = [], 0, 0
+    for i, char in enumerate(joined):
+        if char in OPENING:
+            depth += 1
+        elif char in CLOSING:
+            depth = max(0, depth - 1)
+        elif char == "。" and depth == 0:
+            parts.append(joined[start : i + 1])
+            start = i + 1
+    parts.append(joined[start:])
+    return [s.strip() for s in parts if len(s.strip()) >= MIN_SENTENCE_CHARS] or [text.strip()]
+
+
+def asked_for(question: str) -> set[str]:
+    """The kinds of fact a question asks for (none for 「〜について教えて」)."""
+    norm = nfkc(question)
+    return {kind for kind, cues in QUESTION_CUES.items() if any(cue in norm for cue in cues)}
+
+
+def best_sentence(question: str, text: str) -> str:
+    """The sentence (with its neighbour when it is short) that answers the question best."""
+    parts = sentences(text)
+    analyzer = default_analyzer()
+    wanted = asked_for(question)
+    terms = set(analyzer.content_terms(question))
+
+    def score(sentence: str) -> float:
+        overlap = len(terms & set(analyzer.content_terms(sentence))) / len(terms) if terms else 0.0
+        holds = sum(1 for kind in wanted if SENTENCE_HOLDS[kind].search(nfkc(sentence)))
+        return overlap + 0.5 * holds
+
+    best = max(range(len(parts)), key=lambda i: (score(parts[i]), -i))
+    return _with_neighbour(parts, best)
+
+
+def _with_neighbour(parts: Sequence[str], i: int) -> str:
+    if len(parts[i]) >= SHORT_SENTENCE_CHARS:
+        return parts[i]
+    if i + 1 < len(parts):
+        return parts[i] + parts[i + 1]
+    return (parts[i - 1] + parts[i]) if i > 0 else parts[i]
+

@@ -1,0 +1,40 @@
+"""Policy facts to the sentence: splitting chunks and choosing the sentence that answers."""
+
+from __future__ import annotations
+
+import re
+
+from bot.knowledge import load_knowledge
+from bot.policy_facts import asked_for, best_sentence, sentences
+from bot.settings import ROOT
+
+TEXT = (
+    "本市では区役所の機能強化に取り組んできました。なお、平成26年の改正地方自治法では、総合区を設置"
+    "できることなどが新た\nに規定されました(以下「新制度」といいます。)。総合区長は議会の同意を得て選任"
+    "される特別職です。"
+)
+
+
+def test_sentences_end_at_a_full_stop_outside_brackets_and_rejoin_broken_lines():
+    assert sentences(TEXT) == [
+        "本市では区役所の機能強化に取り組んできました。",
+        "なお、平成26年の改正地方自治法では、総合区を設置できることなどが新たに規定されました"
+        "(以下「新制度」といいます。)。",
+        "総合区長は議会の同意を得て選任される特別職です。",
+    ]
+
+
+def test_the_sentence_holding_what_is_asked_for_is_chosen():
+    assert asked_for("総合区はいつできたの？") == {"date"}
+    assert asked_for("総合区長は誰が選ぶ") == {"body"}
+    assert "平成26年" in best_sentence("総合区はいつ法律で決まったの？", TEXT)
+    assert "総合区長は議会の同意" in best_sentence("総合区長はどうやって選ばれる", TEXT)
+
+
+def test_every_policy_chunk_splits_into_sentences():
+    kb = load_knowledge(ROOT / "knowledge")
+    for chunk in kb.policy.values():
+        parts = sentences(chunk.text)
+        assert parts and all(len(p) >= 8 for p in parts), chunk.id
+        flat = re.sub(r"\s+", "", chunk.text)
+        assert all(re.sub(r"\s+", "", p) in flat for p in parts), chunk.id  # nothing invented
