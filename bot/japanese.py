@@ -10,6 +10,7 @@ Sudachi does not normalise to 住民票).
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import unicodedata
 from collections.abc import Iterator
@@ -168,3 +169,26 @@ def default_analyzer(split_mode: str = "C") -> Analyzer:
         if split_mode not in _shared:
             _shared[split_mode] = Analyzer(split_mode=split_mode)
         return _shared[split_mode]
+
+
+# Sentences shorter than this are fragments (「※1」, a lone heading number), not facts.
+MIN_SENTENCE_CHARS = 8
+OPENING, CLOSING = "(（「『【", ")）」』】"
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a text: split after a 。 outside brackets (「…といいます。」 inside
+    parentheses ends no sentence), with the import's line breaks inside a sentence (PDF lines that
+    cut 「活用」 in two) joined again."""
+    joined = re.sub(r"\s*\n\s*", "", text)
+    parts, start, depth = [], 0, 0
+    for i, char in enumerate(joined):
+        if char in OPENING:
+            depth += 1
+        elif char in CLOSING:
+            depth = max(0, depth - 1)
+        elif char == "。" and depth == 0:
+            parts.append(joined[start : i + 1])
+            start = i + 1
+    parts.append(joined[start:])
+    return [s.strip() for s in parts if len(s.strip()) >= MIN_SENTENCE_CHARS] or [text.strip()]

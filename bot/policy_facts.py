@@ -12,12 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.japanese import default_analyzer, nfkc
+from bot.japanese import default_analyzer, nfkc, sentences
 
 # A sentence this short quotes its neighbour too (「この取組により…」 needs what came before).
 SHORT_SENTENCE_CHARS = 30
-MIN_SENTENCE_CHARS = 8
-OPENING, CLOSING = "(（「『【", ")）」』】"
 
 # What the question asks for, by the words residents use (matched on NFKC text: containment only).
 QUESTION_CUES: dict[str, tuple[str, ...]] = {
@@ -32,24 +30,6 @@ SENTENCE_HOLDS: dict[str, re.Pattern[str]] = {
     "figure": re.compile(r"\d+(?:\.\d+)?(?:%|割|人|か所|箇所|カ所|件|区|館|課|万|億|倍)"),
     "body": re.compile(r"区長|市長|副区長|局長|課長|委員会|審議会|会議|センター|職員|区役所|本庁|局|課"),
 }
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of a chunk: split after a 。 outside brackets (「…といいます。」 inside
-    parentheses ends no sentence), with the import's line breaks inside a sentence (PDF lines that
-    cut 「活用」 in two) joined again."""
-    joined = re.sub(r"\s*\n\s*", "", text)
-    parts, start, depth = [], 0, 0
-    for i, char in enumerate(joined):
-        if char in OPENING:
-            depth += 1
-        elif char in CLOSING:
-            depth = max(0, depth - 1)
-        elif char == "。" and depth == 0:
-            parts.append(joined[start : i + 1])
-            start = i + 1
-    parts.append(joined[start:])
-    return [s.strip() for s in parts if len(s.strip()) >= MIN_SENTENCE_CHARS] or [text.strip()]
 
 
 def asked_for(question: str) -> set[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from bot.japanese import sentences
 from bot.knowledge import KnowledgeBase
-from bot.policy_facts import sentences
 
 
 @dataclass(frozen=True)

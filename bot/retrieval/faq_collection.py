@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from bot.japanese import sentences
 from bot.retrieval.documents import Document, View
 from bot.retrieval.encoders import Encoder
 from bot.retrieval.index import Retriever, build_index
@@ -26,6 +27,10 @@ def parse_entry(raw: str) -> tuple[str, str]:
     return question.strip(), answer.strip()
 
 
+# Which views an entry gets; part of the index's cache key, so a change rebuilds it.
+VIEWS = "question, question+answer, answer sentences"
+
+
 def documents_from_faq(corpus: dict[str, str]) -> list[Document]:
     docs = []
     for doc_id, raw in corpus.items():
@@ -33,6 +38,11 @@ def documents_from_faq(corpus: dict[str, str]) -> list[Document]:
         views = [View(question, "query")]
         if answer:
             views.append(View(f"{question}\n{answer}", "passage"))
+            parts = sentences(answer)
+            if len(parts) > 1:
+                # BM25 then counts the answer's words twice: on dev, hybrid MRR@10 0.666 against
+                # 0.654 with the sentences left out of BM25 (0.645 without sentence views at all)
+                views += [View(sentence, "passage") for sentence in parts]
         docs.append(Document(f"faq:{doc_id}", "faq", question, tuple(views)))
     return docs
 
@@ -42,7 +52,7 @@ def faq_retriever(
 ) -> Retriever:
     """Build (once per corpus content) and load the index of an FAQ collection."""
     raw = corpus_path.read_bytes()
-    index_dir = var_dir / "faq" / hashlib.sha1(raw).hexdigest()[:16]
+    index_dir = var_dir / "faq" / hashlib.sha1(raw + VIEWS.encode()).hexdigest()[:16]
     names = sorted(e.name for e in encoders)
     manifest = index_dir / "manifest.json"
     built = json.loads(manifest.read_text())["encoders"] if manifest.exists() else {}
