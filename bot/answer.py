@@ -82,6 +82,10 @@ class Answer:
         }
 
 
+def _excerpt(text: str) -> str:
+    return text if len(text) <= POLICY_EXCERPT_CHARS else text[:POLICY_EXCERPT_CHARS] + "…"
+
+
 def _source_line(sources: list[Source], p: dict[str, str]) -> str:
     labels = list(dict.fromkeys(s.label for s in sources))
     return p["source"].format(sources="／".join(labels))
@@ -115,15 +119,23 @@ class AnswerComposer:
         else:
             chunk = self.kb.policy[ref]
             # the sentence that answers the question, not the chunk's opening
-            excerpt = best_sentence(question, chunk.text) if question else chunk.text
-            if len(excerpt) > POLICY_EXCERPT_CHARS:
-                excerpt = excerpt[:POLICY_EXCERPT_CHARS] + "…"
+            excerpt = _excerpt(best_sentence(question, chunk.text) if question else chunk.text)
             text = p["policy"].format(cite=chunk.cite, heading=chunk.heading, excerpt=excerpt)
             answer = Answer(text=text, sources=[chunk.source])
         answer.confidence, answer.entry = hit.confidence, hit.doc.id
         answer.ward = answer.ward or ward
         answer.text += "\n" + _source_line(answer.sources, p)
         return answer
+
+    def add_policy_fact(self, answer: Answer, chunk, question: str, lang: str = "ja") -> None:
+        """Quote the policy sentence that holds the asked-for fact under an FAQ's answer (before
+        the source line, which then names both)."""
+        text, _, _old_source_line = answer.text.rpartition("\n")
+        quote = PHRASES[lang]["policy"].format(
+            cite=chunk.cite, heading=chunk.heading, excerpt=_excerpt(best_sentence(question, chunk.text))
+        )
+        answer.sources.append(chunk.source)
+        answer.text = f"{text}\n{quote}\n{_source_line(answer.sources, PHRASES[lang])}"
 
     def uncertain(self, hits: list[Hit], ward: str | None, lang: str = "ja") -> Answer:
         """Several entries are about equally likely and lead to different places: name them

@@ -17,6 +17,7 @@ from bot.japanese import default_analyzer, is_mostly_latin, nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.knowledge.model import SensitiveTopic
 from bot.places import Gazetteer, PlaceMatch
+from bot.policy_facts import asked_for, best_sentence, holds_asked_fact
 from bot.regional_issues import RegionalIssues
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.maintenance import UNUSABLE, load_or_rebuild
@@ -101,7 +102,25 @@ class Concierge:
         rivals = self._rivals(hits)
         if rivals:
             return self.composer.uncertain([hits[0], *rivals], ward, lang)
-        return self.composer.compose(hits[0] if hits else None, ward, intent, lang, query)
+        answer = self.composer.compose(hits[0] if hits else None, ward, intent, lang, query)
+        if hits and hits[0].doc.kind == "faq" and not answer.unresolved:
+            fact = self._policy_fact_for(query, places)
+            if fact is not None:
+                self.composer.add_policy_fact(answer, self.kb.policy[fact.doc.ref], query, lang)
+        return answer
+
+    def _policy_fact_for(self, query: str, places: list[str]):
+        """For a question asking for a date, a figure or a body (いつ・何人・誰): the confident
+        policy chunk whose best sentence holds one, to quote beside an FAQ's summary (the FAQ
+        「土曜開庁」 says that the office opens on Saturdays, the policy says since when)."""
+        if not asked_for(query):
+            return None
+        for hit in self.retriever.search(query, k=3, kinds=("policy",), places=places):
+            if hit.confidence >= self.settings.answer_min_score and holds_asked_fact(
+                query, best_sentence(query, self.kb.policy[hit.doc.ref].text)
+            ):
+                return hit
+        return None
 
     def _rivals(self, hits: list) -> list:
         """Runners-up about as likely as the best hit that send the resident somewhere else: then

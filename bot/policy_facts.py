@@ -26,8 +26,11 @@ QUESTION_CUES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 # What a sentence holds (knowledge text, not resident text).
 SENTENCE_HOLDS: dict[str, re.Pattern[str]] = {
-    "date": re.compile(r"(?:平成|令和|昭和)(?:\d{1,2}|元)年|\d{4}年|\d{1,2}年度|\d{1,2}月"),
-    "figure": re.compile(r"\d+(?:\.\d+)?(?:%|割|人|か所|箇所|カ所|件|区|館|課|万|億|倍)"),
+    # the import left spaces inside dates and figures (「平成 19 年 10 月」)
+    "date": re.compile(r"(?:平成|令和|昭和) ?(?:\d{1,2}|元) ?年|\d{4} ?年|\d{1,2} ?年度|\d{1,2} ?月"),
+    "figure": re.compile(
+        r"\d+(?:\.\d+)? ?(?:%|割|人|名|か所|箇所|カ所|ヶ所|件|区|館|課|万|億|倍|年間|か月|グループ)"
+    ),
     "body": re.compile(r"区長|市長|副区長|局長|課長|委員会|審議会|会議|センター|職員|区役所|本庁|局|課"),
 }
 
@@ -61,3 +64,9 @@ def _with_neighbour(parts: Sequence[str], i: int) -> str:
         return parts[i] + parts[i + 1]
     return (parts[i - 1] + parts[i]) if i > 0 else parts[i]
 
+
+def holds_asked_fact(question: str, text: str) -> bool:
+    """Whether a text holds what the question asks for (a date, a figure, a body); True when the
+    question asks for none of these."""
+    wanted = asked_for(question)
+    return not wanted or any(SENTENCE_HOLDS[kind].search(nfkc(text)) for kind in wanted)

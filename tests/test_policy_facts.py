@@ -38,3 +38,21 @@ def test_every_policy_chunk_splits_into_sentences():
         assert parts and all(len(p) >= 8 for p in parts), chunk.id
         flat = re.sub(r"\s+", "", chunk.text)
         assert all(re.sub(r"\s+", "", p) in flat for p in parts), chunk.id  # nothing invented
+
+
+def test_an_faq_summary_gets_the_policy_sentence_that_holds_the_asked_date():
+    from bot.answer import AnswerComposer
+
+    kb = load_knowledge(ROOT / "knowledge")
+    composer = AnswerComposer(kb, 0.5)
+    faq = next(iter(kb.faqs.values()))
+    answer = composer.faq(faq, None)
+    answer.text += "\n出典: " + faq.source.label
+    chunk = next(c for c in kb.policy.values() if "平成" in c.text)
+    question = "それはいつからですか"
+    composer.add_policy_fact(answer, chunk, question)
+    lines = answer.text.splitlines()
+    assert lines[0] == faq.answer.splitlines()[0]
+    assert any(line.startswith(f"{chunk.cite}「{chunk.heading}」より:") for line in lines)
+    assert "平成" in answer.text.split("より:", 1)[1]
+    assert lines[-1].startswith("出典: ") and chunk.source.label in lines[-1]  # the source line names both
