@@ -15,6 +15,7 @@ from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import selectinload
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from bot.privacy import mask
@@ -109,6 +110,16 @@ class ChannelDelivery:
 
 def staff_event(text: str, ticket_id: int) -> dict:
     return {"event": "bot", "text": text, "metadata": {"staff": True, "ticket": ticket_id}}
+
+
+SUMMARY_CHARS = 40  # the ticket list's one-line summary of the resident's question
+
+
+def summary_of(ticket: Ticket) -> str:
+    """The resident's last line before the hand-off (masked), on one line."""
+    lines = [m.text for m in ticket.messages if m.author == "resident"]
+    text = " ".join((lines[-1] if lines else "").split())
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 
 
 def ticket_dict(ticket: Ticket, with_messages: bool = False) -> dict:
@@ -222,12 +233,13 @@ class Escalations:
         """Oldest first: the ticket waiting longest is the one to answer."""
         self.flush_spool()
         with session_scope(self.db_url) as session:
-            query = select(Ticket).order_by(Ticket.created_at, Ticket.id)
+            query = select(Ticket).options(selectinload(Ticket.messages))  # for the summaries
+            query = query.order_by(Ticket.created_at, Ticket.id)
             if ward:
                 query = query.where(Ticket.ward == ward)
             if status:
                 query = query.where(Ticket.status == status)
-            return [ticket_dict(t) for t in session.scalars(query)]
+            return [{**ticket_dict(t), "summary": summary_of(t)} for t in session.scalars(query)]
 
     def get(self, ticket_id: int) -> dict:
         with session_scope(self.db_url) as session:

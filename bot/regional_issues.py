@@ -31,14 +31,20 @@ def _vec(blob: bytes) -> np.ndarray:
 
 
 def label_of(texts: list[str]) -> str:
-    """The most frequent nouns of the issue's questions, e.g. 「空き家・草・放置」."""
+    """The most frequent nouns of the issue's questions, e.g. 「空き家・草・放置」: counted by
+    Sudachi's normalized form (ごみ and ゴミ are one word) but shown as residents wrote them (its
+    normalized form of ごみ is 塵). Single characters and numbers say nothing on their own."""
     counts: Counter[str] = Counter()
+    written: dict[str, Counter[str]] = {}
     for text in texts:
-        nouns = {
-            m.normalized for m in default_analyzer().analyze(text) if m.pos == "名詞" and "[" not in m.text
-        }
-        counts.update(n for n in nouns if len(n) > 1 or not n.isascii())
-    words = [w for w, _ in counts.most_common(LABEL_WORDS)]
+        nouns = {}
+        for m in default_analyzer().analyze(text):
+            if m.pos == "名詞" and "[" not in m.text and len(m.surface) > 1 and not m.surface.isdigit():
+                nouns.setdefault(m.normalized, m.surface)
+        counts.update(nouns.keys())
+        for norm, surface in nouns.items():
+            written.setdefault(norm, Counter())[surface] += 1
+    words = [written[w].most_common(1)[0][0] for w, _ in counts.most_common(LABEL_WORDS)]
     return "・".join(words) or texts[0][:20]
 
 

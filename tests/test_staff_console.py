@@ -96,7 +96,8 @@ def test_ward_staff_claims_and_answers_a_ticket_in_the_browser(browser, web_url,
     box = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "reply-text")))
     box.send_keys("中原区役所の担当です。ご用件を伺います。")
     _submit(browser, "//button[text()='住民に送信']")
-    WebDriverWait(browser, 20).until(lambda d: "（answered）" in d.page_source)
+    WebDriverWait(browser, 20).until(lambda d: "（回答済み）" in d.page_source)
+    assert "住民に送信しました。" in browser.page_source  # the action is confirmed
     browser.save_screenshot(str(ARTIFACTS / "staff-ticket.png"))
     staff = RasaClient(stack.rasa_url).staff_messages(resident)
     assert [m["text"] for m in staff] == ["中原区役所の担当です。ご用件を伺います。"]
@@ -119,8 +120,14 @@ def test_an_internal_note_is_saved_shown_audited_and_never_sent(browser, web_url
     _submit(browser, "//button[text()='メモを残す']")
     WebDriverWait(browser, 20).until(lambda d: "内部メモを残しました" in d.page_source)
     notes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".msg.note")]
-    assert notes == ["メモ 折り返しは明日の午前。電話[電話番号]"]
+    assert len(notes) == 1 and notes[0].startswith("メモ ")
+    assert notes[0].endswith("折り返しは明日の午前。電話[電話番号]")
+    assert re.search(r"\d{1,2}月\d{1,2}日 \d{2}:\d{2}", notes[0])  # when, in Japan time
     browser.save_screenshot(str(ARTIFACTS / "staff-ticket-note.png"))
+    for page in ("tickets", "issues"):
+        browser.get(f"{web_url}/staff/{page}")
+        browser.save_screenshot(str(ARTIFACTS / f"staff-{page}.png"))
+        assert not RAW_TIME.search(browser.find_element(By.TAG_NAME, "main").text)
     assert RasaClient(stack.rasa_url).staff_messages(resident) == []  # a note never reaches the resident
     from bot.staff import audit_log
 
@@ -128,6 +135,9 @@ def test_an_internal_note_is_saved_shown_audited_and_never_sent(browser, web_url
         r["user"] == users["ward"] and r["action"] == "ticket-note" and r["target"] == f"ticket:{ticket_id}"
         for r in audit_log(Settings().database_url)
     )
+
+
+RAW_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
 class _FormsAndIds(HTMLParser):
@@ -178,6 +188,7 @@ def test_console_pages_have_unique_ids_and_a_label_for_every_field(web_url, stac
         parsed.feed(resp.text)
         twice = [i for i, n in Counter(parsed.ids).items() if n > 1]
         assert not twice, f"{page}: ids used more than once: {twice}"
+        assert not RAW_TIME.search(resp.text), f"{page}: a raw ISO time: {RAW_TIME.search(resp.text)}"
         labelled = parsed.label_for
         unlabelled = [(tag, i) for tag, i, inside in parsed.fields if not inside and i not in labelled]
         assert not unlabelled, f"{page}: fields without a label: {unlabelled}"
@@ -237,7 +248,7 @@ def test_editor_fixes_an_entry_and_the_bot_answers_with_it(browser, web_url, sta
     alert = WebDriverWait(browser, 20).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]"))
     )
-    assert "unknown source 'no-such-source'" in alert.text
+    assert "「出典」の「no-such-source」は登録されていません" in alert.text  # said for an editor
     source = browser.find_element(By.NAME, "source")
     source.clear()
     source.send_keys("seed / 第2章 2(4)ウ 区民会議の設置・運営")

@@ -6,7 +6,7 @@ Flask-WTF CSRF tokens on every form, login throttling, and an audit log of every
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -23,12 +23,43 @@ from bot.line_messaging import LineClient, LineConfig
 from bot.settings import get_settings
 from bot.staff import audit, audit_log, authenticate, get_user
 from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
+from web import console_text
 
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
 login_manager = LoginManager()
 login_manager.login_view = "staff.login"
 login_manager.login_message = "ログインしてください。"
 OLD_TICKET_MINUTES = 60  # tickets waiting longer than this are highlighted
+
+
+@bp.app_template_filter("jst")
+def _jst(value, with_year: bool = False) -> str:
+    return console_text.jst(value, with_year)
+
+
+@bp.app_template_filter("editor_problem")
+def _editor_problem(problem: str) -> str:
+    return console_text.editor_problem(problem)
+
+
+@bp.app_template_filter("problem_field")
+def _problem_field(problem: str) -> str | None:
+    return console_text.field_of(problem)
+
+
+@bp.app_template_global("ja")
+def _ja(kind: str, code: str | None) -> str:
+    """ja('status', 'new') → 未対応: the console shows words, not codes."""
+    mapping = {
+        "status": console_text.TICKET_STATUS,
+        "issue_status": console_text.ISSUE_STATUS,
+        "channel": console_text.CHANNEL,
+        "reason": console_text.REASON,
+        "field": console_text.FIELD,
+        "kind": console_text.KIND,
+        "role": console_text.ROLE,
+    }[kind]
+    return console_text.label(mapping, code)
 
 
 class StaffSession(UserMixin):
@@ -81,7 +112,7 @@ class ActionForm(FlaskForm):
 
 
 class StatusForm(FlaskForm):
-    status = SelectField("状態", choices=[(s, s) for s in ISSUE_STATUSES])
+    status = SelectField("状態", choices=[(s, console_text.ISSUE_STATUS[s]) for s in ISSUE_STATUSES])
 
 
 def _prefixed(form: type[FlaskForm], prefix: str):
@@ -183,7 +214,8 @@ def tickets():
         created = datetime.fromisoformat(t["created_at"])
         created = created if created.tzinfo else created.replace(tzinfo=UTC)
         t["age_minutes"] = int((now - created).total_seconds() // 60)
-        t["old"] = t["status"] != "closed" and t["age_minutes"] >= OLD_TICKET_MINUTES
+        t["open"] = t["status"] != "closed"  # a closed ticket waits for no one
+        t["old"] = t["open"] and t["age_minutes"] >= OLD_TICKET_MINUTES
     wards = WARDS if current_user.role != "ward_staff" else current_user.wards
     return render_template(
         "staff/tickets.html", tickets=rows, wards=wards, statuses=TICKET_STATUSES, ward=ward, status=status
@@ -226,20 +258,29 @@ def ticket_action(ticket_id: int, verb: str):
     return redirect(url_for("staff.ticket", ticket_id=ticket_id))
 
 
-def _trend_svg(counts: dict[str, list[int]]) -> dict:
-    """Polylines for a small server-side SVG chart (no chart library, no CDN)."""
-    width, height, pad = 560, 180, 24
+def _trend_svg(counts: dict[str, list[int]], now: datetime | None = None) -> dict:
+    """Small multiples for a server-side SVG chart (no chart library, no CDN): one panel per ward on
+    one scale, so equal counts never hide each other; weeks labelled by their first day (JST)."""
+    width, height, pad, bottom = 250, 90, 16, 18
     weeks = max((len(v) for v in counts.values()), default=8)
     top = max([1, *(max(v) for v in counts.values() if v)])
-    colors = ["#00528a", "#e0a800", "#2f9e44", "#c92a2a", "#7048e8", "#0b7285", "#868e96"]
-    lines = []
-    for (ward, values), color in zip(counts.items(), colors, strict=False):
-        step = (width - 2 * pad) / max(1, weeks - 1)
-        scale = (height - 2 * pad) / top
-        coords = [(pad + i * step, height - pad - v * scale) for i, v in enumerate(values)]
-        points = " ".join(f"{x:.0f},{y:.0f}" for x, y in coords)
-        lines.append({"ward": ward, "points": points, "color": color, "total": sum(values)})
-    return {"width": width, "height": height, "pad": pad, "top": top, "lines": lines, "weeks": weeks}
+    start = (now or datetime.now(UTC)) - timedelta(weeks=weeks)
+    step = (width - 2 * pad) / max(1, weeks - 1)
+    scale = (height - pad - bottom) / top
+    labels = []
+    for i in range(weeks):
+        day = console_text.jst(start + timedelta(weeks=i)).split(" ")[0]  # 「11月2日」
+        labels.append({"x": round(pad + i * step), "text": day.replace("月", "/").rstrip("日")})
+    panels = []
+    for ward, values in counts.items():
+        dots = [
+            {**labels[i], "y": round(height - bottom - v * scale), "count": v, "week": labels[i]["text"]}
+            for i, v in enumerate(values)
+        ]
+        points = " ".join(f"{d['x']},{d['y']}" for d in dots)
+        panels.append({"ward": ward, "points": points, "dots": dots, "total": sum(values)})
+    return {"width": width, "height": height, "pad": pad, "bottom": bottom, "top": top,
+            "panels": panels, "labels": labels, "weeks": weeks}  # fmt: skip
 
 
 @bp.get("/issues")
@@ -270,6 +311,7 @@ def issue(issue_id: int):
     if form.validate_on_submit():
         regional.set_status(issue_id, form.status.data)
         _audit("issue-status", f"issue:{issue_id}", form.status.data)
+        flash(f"状態を「{console_text.ISSUE_STATUS[form.status.data]}」にしました。")
         return redirect(url_for("staff.issue", issue_id=issue_id))
     return render_template("staff/issue.html", i=data, form=form, action=ActionForm(prefix="draft"))
 

@@ -1,0 +1,71 @@
+"""What the staff console shows instead of codes: Japanese names of statuses, channels, reasons and
+knowledge fields, times in Japan time as people write them, and editor-friendly problem messages.
+Registered as Jinja filters by the staff blueprint."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+JST = timezone(timedelta(hours=9), "JST")  # Japan keeps no daylight saving time
+
+TICKET_STATUS = {"new": "未対応", "claimed": "対応中", "answered": "回答済み", "closed": "完了"}
+ISSUE_STATUS = {"new": "新規", "acknowledged": "確認済み", "answered": "FAQ作成済み", "closed": "完了"}
+CHANNEL = {"widget": "ウェブ", "line": "LINE", "rest": "API"}
+REASON = {"requested": "住民の希望", "not_helped": "回答で解決せず", "sensitive": "配慮が必要な相談"}
+ROLE = {"ward_staff": "区の職員", "editor": "編集者", "admin": "管理者"}
+KIND = {"service": "手続き", "faq": "よくある質問"}
+FIELD = {
+    "name": "名称",
+    "aliases": "別名・言い換え",
+    "questions": "質問の例",
+    "bring": "持ち物",
+    "note": "補足",
+    "source": "出典",
+    "answer": "回答",
+}
+
+
+def label(mapping: dict[str, str], code: str | None) -> str:
+    """The Japanese name of a code (the code itself where none is known)."""
+    return mapping.get(code or "", code or "—")
+
+
+def jst(value: str | datetime | None, with_year: bool = False) -> str:
+    """「11月27日 19:25」: a stored time (UTC, naive or aware, or its ISO text) in Japan time."""
+    if not value:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(JST)
+    text = f"{moment.month}月{moment.day}日 {moment:%H:%M}"
+    return f"{moment.year}年{text}" if with_year else text
+
+
+_MISSING = re.compile(r"missing '(\w+)' in entry")
+_UNKNOWN_SOURCE = re.compile(r"unknown source '([^']*)'")
+_UNKNOWN = re.compile(r"unknown (counter|office|service|hours|ward) '([^']*)'")
+_PLACE = re.compile(r"^[\w./-]+\.yml:\d+: ")
+
+
+def editor_problem(problem: str) -> str:
+    """A knowledge-check problem said for an editor: which field, and what to do about it."""
+    text = _PLACE.sub("", problem)
+    if m := _MISSING.search(text):
+        return f"「{FIELD.get(m.group(1), m.group(1))}」が空です。入力してください。"
+    if m := _UNKNOWN_SOURCE.search(text):
+        return (
+            f"「出典」の「{m.group(1)}」は登録されていません。sources.yml にある出典の ID"
+            "（例: seed / 第2章 2(4)ウ）を書いてください。"
+        )
+    if m := _UNKNOWN.search(text):
+        return f"「{m.group(2)}」という {m.group(1)} はナレッジにありません。ID を確かめてください。"
+    if "nearly duplicates" in text:
+        return f"ほかの項目とほぼ同じ内容です。まとめるか、違いがわかるように書き分けてください。（{text}）"
+    return text
+
+
+def field_of(problem: str) -> str | None:
+    """The field a problem is about, to show it beside that field."""
+    if m := _MISSING.search(problem):
+        return m.group(1)
+    return "source" if _UNKNOWN_SOURCE.search(problem) else None
