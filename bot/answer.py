@@ -51,6 +51,7 @@ class Answer:
             return None
         map_url = MAP_URL.format(query=quote(self.address)) if self.address else None
         first = self.sources[0] if self.sources else None
+        sources = list({s.label: s.as_dict() for s in self.sources}.values())
         return {
             "office": self.office,
             "counter": self.counter,
@@ -60,6 +61,7 @@ class Answer:
             "bring": self.bring,
             "map_url": map_url,
             "source": first.as_dict() if first else None,
+            "sources": sources,
         }
 
     def payload(self) -> dict:
@@ -87,8 +89,10 @@ def _excerpt(text: str) -> str:
 
 
 def _source_line(sources: list[Source], p: dict[str, str]) -> str:
-    labels = list(dict.fromkeys(s.label for s in sources))
-    return p["source"].format(sources="／".join(labels))
+    """One short line: the first source's document and section number (the card lists them all)."""
+    labels = list(dict.fromkeys(s.short_label for s in sources))
+    more = p["source_more"] if len(labels) > 1 else ""
+    return p["source"].format(sources=labels[0] + more) if labels else ""
 
 
 class AnswerComposer:
@@ -239,52 +243,33 @@ class AnswerComposer:
         )
 
     def service(self, service: Service, ward: str | None, intent: str | None, lang: str = "ja") -> Answer:
+        """Where to go, in one sentence, and the one fact most worth saying next; hours, what to
+        bring, the address and the sources go in the card (a resident reads it in two seconds)."""
         p = PHRASES[lang]
         counter = service.counter
         sources = [service.source]
-        lines: list[str] = []
         name = bilingual(service.name, service.name_en, lang)
         where = self._counter_phrase(service, lang)
         offices = self._offices_for(service, ward)
         main = offices[0] if offices else None
+        office_name = bilingual(main.name, main.name_en, lang) if main else ""
         buttons: list[dict[str, str]] = []
+        holder = counter if counter and main and main.kind == counter.at else main
+        hours = self._hours(holder, lang) if holder else ()
         if main and main.kind == "区役所":
-            lines.append(
-                p["service_at_ward_office"].format(
-                    service=name, office=self._office_line(main, lang), counter=where
-                )
-            )
+            lines = [p["service_at_ward_office"].format(service=name, office=office_name, counter=where)]
         elif main:
-            lines.append(p["service_at_office"].format(service=name, office=self._office_line(main, lang)))
+            lines = [p["service_at_office"].format(service=name, office=office_name)]
         else:
             kind = p["kinds_sep"].join(service.office_kinds[:1]) or "区役所"
-            lines.append(p["service_at_kind"].format(service=name, kind=kind, counter=where))
-            elsewhere = [k for k in service.office_kinds[1:] if k != "コンビニ"]
-            if elsewhere:
-                lines.append(p["also_kinds"].format(kinds=p["kinds_sep"].join(elsewhere)))
+            lines = [p["service_at_kind"].format(service=name, kind=kind, counter=where)]
             if "区役所" in service.office_kinds:
                 lines.append(p["ask_ward"])
                 buttons = ward_buttons()
-        others = [o for o in offices[1:] if o.kind not in ("区役所", "コンビニ")]
-        if others:
-            lines.append(p["also_offices"].format(offices=p["list_sep"].join(o.name for o in others)))
-        if "コンビニ" in service.office_kinds and (lang == "en" or not service.alternatives):
-            lines.append(p["convenience"])
+        if not buttons:
+            lines += self._next_fact(service, offices, hours, intent, lang)[:1]
         if service.not_at:
-            lines.append(service.not_at.note)
             sources.append(service.not_at.source)
-        holder = counter if counter and main and main.kind == counter.at else main
-        hours = self._hours(holder, lang) if holder else ()
-        if hours:
-            lines.append(p["hours"].format(hours=p["hours_sep"].join(hours)))
-        if service.bring:
-            lines.append(p["bring"].format(items="、".join(service.bring)))
-        if service.deadline:
-            lines.append(p["deadline"].format(deadline=service.deadline))
-        if service.alternatives and lang == "ja":
-            lines.append(service.alternatives)
-        if service.note:
-            lines.append(service.note)
         if main:
             sources.append(main.source)
         if counter:
@@ -300,6 +285,30 @@ class AnswerComposer:
             hours=list(hours),
             bring=list(service.bring),
         )
+
+    def _next_fact(
+        self, service: Service, offices: list[Office], hours: tuple[str, ...], intent: str | None, lang: str
+    ) -> list[str]:
+        """What to say after where to go, most useful first: the hours when asked, a deadline, an
+        office that no longer handles it, a way without coming in, other offices, a note."""
+        p = PHRASES[lang]
+        facts = []
+        if intent == "ask_hours" and hours:
+            facts.append(p["hours"].format(hours=p["hours_sep"].join(hours)))
+        if service.deadline:
+            facts.append(p["deadline"].format(deadline=service.deadline))
+        if service.not_at:
+            facts.append(service.not_at.note)
+        if service.alternatives and lang == "ja":
+            facts.append(service.alternatives)
+        elif "コンビニ" in service.office_kinds:
+            facts.append(p["convenience"])
+        others = [o for o in offices[1:] if o.kind not in ("区役所", "コンビニ")]
+        if others:
+            facts.append(p["also_offices"].format(offices=p["list_sep"].join(o.name for o in others)))
+        if service.note:
+            facts.append(service.note)
+        return facts
 
     def hours(self, ward: str | None, lang: str = "ja") -> Answer:
         """Opening hours of the resident's ward office, or of ward offices in general."""

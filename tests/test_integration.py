@@ -18,6 +18,24 @@ def test_rest_answer_names_counter_with_source(stack):
     assert reply.custom["counter"] == "区民課"
 
 
+@pytest.mark.parametrize(
+    ("question", "counter"),
+    [("住民票の写しがほしい", "区民課"), ("国保に入りたい", "保険年金課"), ("転入届を出したい", "区民課")],
+)
+def test_an_answer_for_a_known_ward_is_read_at_a_glance(stack, question, counter):
+    """Where to go in the first line, at most 200 characters; hours, what to bring and the sources
+    are in the card rather than repeated in the text."""
+    client, sender = RasaClient(stack.rasa_url), f"glance-{counter}-{question[:2]}"
+    client.ask(sender, "幸区に住んでいます")
+    reply = client.ask(sender, question)
+    first_line = reply.text.splitlines()[0]
+    assert "幸区役所" in first_line and counter in first_line and len(reply.text) <= 200, reply.text
+    card = reply.custom["card"]
+    assert card["hours"] and card["sources"] and card["address"]
+    assert not any(h in reply.text for h in card["hours"])  # said once, in the card
+    assert reply.text.splitlines()[-1].startswith("出典: ")
+
+
 @pytest.mark.parametrize("message", ["", "あ" * 10_000, "😀😀😀", "<script>alert(1)</script>", "   "])
 def test_bad_input_gets_a_polite_reply_and_the_server_stays_up(stack, message):
     resp = requests.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 
@@ -57,6 +58,17 @@ def test_widget_answers_with_an_office_card_and_keeps_history(browser, web_url):
         ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-bot:last-child .kc-card"))
     )
     assert "麻生区役所" in card.text and "区民課" in card.text
+    answer = _bot_messages(browser)[-1].find_element(By.CSS_SELECTOR, ".kc-text").text
+    first_line = answer.splitlines()[0]
+    assert "麻生区役所の区民課" in first_line and len(answer) <= 200  # where to go, first and short
+    assert "受付時間" in card.text and "出典" in card.text  # the details are in the card
+    first_line_seen = browser.execute_script(
+        "const log = document.querySelector('.kc-log');"
+        "const reply = [...log.querySelectorAll('.kc-msg.kc-bot')].pop();"
+        "const r = reply.getBoundingClientRect(), l = log.getBoundingClientRect();"
+        "return r.top >= l.top - 1 && r.top + 20 <= l.bottom;"
+    )
+    assert first_line_seen, "the answer's first line is scrolled out of view"
     browser.save_screenshot(str(ARTIFACTS / "widget-answer.png"))
 
     browser.refresh()
@@ -115,4 +127,5 @@ def test_a_staff_reply_appears_in_the_open_widget(browser, web_url):
         ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-staff"))
     )
     assert "高津区役所の担当です" in staff.text
+    assert re.match(r"職員より（\d{2}:\d{2}）", staff.find_element(By.CSS_SELECTOR, ".kc-from").text)
     browser.save_screenshot(str(ARTIFACTS / "widget-staff-reply.png"))

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask
+from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
 from bot.line_messaging import LineConfig
@@ -41,7 +42,11 @@ def create_app() -> Flask:
         SESSION_COOKIE_SECURE=os.environ.get("CONCIERGE_SECURE_COOKIES") == "1",  # behind HTTPS
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=8 * 3600,
+        # the widget's script, styles and JSON travel compressed to browsers that accept it
+        COMPRESS_MIMETYPES=["text/javascript", "text/css", "text/html", "application/json", "image/svg+xml"],
+        COMPRESS_MIN_SIZE=500,
     )
+    Compress(app)
     csrf.init_app(app)
     app.extensions["rate_limiter"] = SenderRateLimiter(settings.rate_limit, settings.rate_limit_storage)
     app.extensions["login_throttle"] = LoginThrottle(

@@ -44,14 +44,27 @@ def healthz():
     return {"ok": True}
 
 
+def _asset(name: str, mimetype: str) -> Response:
+    resp = send_from_directory(STATIC, name, mimetype=mimetype, max_age=300)
+    resp.direct_passthrough = False
+    resp.make_sequence()  # in memory (a few KB): Flask-Compress gzips a streamed file for no one
+    return resp
+
+
 @bp.get("/widget.js")
 def widget_js():
-    return send_from_directory(STATIC, "widget.js", mimetype="text/javascript", max_age=300)
+    return _asset("widget.js", "text/javascript")
 
 
 @bp.get("/widget.css")
 def widget_css():
-    return send_from_directory(STATIC, "widget.css", mimetype="text/css", max_age=300)
+    return _asset("widget.css", "text/css")
+
+
+@bp.get("/favicon.ico")
+@bp.get("/favicon.svg")
+def favicon():
+    return send_from_directory(STATIC, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 @bp.get("/")

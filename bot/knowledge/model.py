@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 WARDS: tuple[str, ...] = ("川崎区", "幸区", "中原区", "高津区", "宮前区", "多摩区", "麻生区")
@@ -24,8 +25,23 @@ class Source:
             else f"{self.title} {self.section}".strip()
         )
 
+    @property
+    def short_label(self) -> str:
+        """The document and its section number only (「区役所改革の基本方針（案）第4章 1(2)」): what
+        an answer's one source line says; the card carries the full label and the link."""
+        numbering = []
+        for token in self.section.split():
+            if not _SECTION_NUMBER.fullmatch(token):
+                break
+            numbering.append(token)
+        return Source(self.id, self.title, self.url, " ".join(numbering)).label
+
     def as_dict(self) -> dict[str, str | None]:
         return {"title": self.label, "url": self.url}
+
+
+# 第4章, 1(2), 2(3)ア, (4) — the numbering that starts a section, before its heading words.
+_SECTION_NUMBER = re.compile(r"第\d+章|[\d()]+[ア-ン]?")
 
 
 @dataclass(frozen=True)

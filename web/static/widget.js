@@ -73,12 +73,20 @@
     row("住所", card.address);
     row("受付時間", card.hours);
     row("持ち物", card.bring);
+    const sources = card.sources || (card.source ? [card.source] : []);
+    if (sources.length) {  // every source in full here: the answer's text names only the first
+      const dd = el("dd", { class: "kc-card-sources" });
+      for (const source of sources) {
+        const url = source.url && safeUrl(source.url);
+        dd.append(url ? el("a", { href: url, target: "_blank", rel: "noopener" }, source.title)
+                      : el("span", {}, source.title));
+      }
+      dl.append(el("dt", {}, "出典"), dd);
+    }
     box.append(dl);
     const links = el("p", { class: "kc-card-links" });
     const mapUrl = card.map_url && safeUrl(card.map_url);
     if (mapUrl) links.append(el("a", { href: mapUrl, target: "_blank", rel: "noopener" }, "地図を開く"));
-    const src = card.source && card.source.url && safeUrl(card.source.url);
-    if (src) links.append(el("a", { href: src, target: "_blank", rel: "noopener" }, "出典"));
     if (links.childNodes.length) box.append(links);
     return box;
   }
@@ -86,7 +94,12 @@
   function renderEntry(entry) {
     const item = el("div", { class: `kc-msg kc-${entry.who}` });
     const who = { user: "あなた", bot: "コンシェルジュ", staff: "職員" }[entry.who] || "";
-    item.append(el("span", { class: "kc-visually-hidden" }, `${who}: `));
+    if (entry.who === "staff") {  // said by a person, not the bot: visibly so, with when
+      const at = entry.at ? new Date(entry.at * 1000).toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit" }) : "";
+      item.append(el("span", { class: "kc-from" }, `職員より${at ? `（${at}）` : ""}`));
+    } else {
+      item.append(el("span", { class: "kc-visually-hidden" }, `${who}: `));
+    }
     item.append(el("p", { class: "kc-text" }, entry.text || ""));
     if (entry.card) item.append(renderCard(entry.card));
     if (entry.retry) {
@@ -95,7 +108,15 @@
       item.append(again);
     }
     log.append(item);
-    log.scrollTop = log.scrollHeight;
+    if (entry.who === "user") log.scrollTop = log.scrollHeight;
+    else showStart(item);
+    return item;
+  }
+
+  // A reply is read from its first line: bring that to the top of the log, not the log's end.
+  function showStart(item) {
+    const top = item.getBoundingClientRect().top - log.getBoundingClientRect().top + log.scrollTop;
+    log.scrollTop = Math.max(0, top - 8);
   }
 
   function setQuickReplies(buttons) {
@@ -111,7 +132,7 @@
     state.log.push(entry);
     state.log = state.log.slice(-MAX_LOG);
     save();
-    renderEntry(entry);
+    return renderEntry(entry);
   }
 
   async function api(path, body) {
@@ -140,18 +161,22 @@
     setQuickReplies([]);
     typing.hidden = false;
     sendButton.disabled = true;
+    let firstReply = null;
     try {
       const data = await api("/api/message", { sender: state.sender, message });
       let last = null;
       let buttons = [];
       for (const m of data.messages || []) {
-        if (m.text) { last = { who: "bot", text: m.text }; add(last); }
+        if (m.text) {
+          last = { who: "bot", text: m.text };
+          const item = add(last);
+          firstReply = firstReply || item;
+        }
         if (m.buttons) buttons = m.buttons;
         if (m.custom && m.custom.card && last) {
           last.card = m.custom.card;
           save();
           log.lastChild.append(renderCard(m.custom.card));
-          log.scrollTop = log.scrollHeight;
         }
       }
       setQuickReplies(buttons);
@@ -163,6 +188,7 @@
     } finally {
       typing.hidden = true;
       sendButton.disabled = false;
+      if (firstReply) showStart(firstReply);  // again, now that the card and quick replies are laid out
     }
   }
 
@@ -172,7 +198,7 @@
       const data = await api(`/api/messages?sender=${encodeURIComponent(state.sender)}&after=${state.staffAfter}`);
       for (const m of data.messages || []) {
         state.staffAfter = Math.max(state.staffAfter, m.timestamp);
-        add({ who: "staff", text: m.text });
+        add({ who: "staff", text: m.text, at: m.timestamp });
       }
     } catch { /* the next poll tries again */ }
   }

@@ -1,0 +1,29 @@
+"""How the widget's files travel: compressed to browsers that accept it, and a favicon."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+
+@pytest.fixture()
+def client():
+    from web import create_app
+
+    return create_app().test_client()
+
+
+def test_widget_script_is_compressed_for_a_browser_that_accepts_it(client):
+    plain = client.get("/widget.js")
+    assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
+    packed = client.get("/widget.js", headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.data) == plain.data and len(packed.data) < len(plain.data) / 2
+
+
+def test_the_demo_page_has_a_favicon(client):
+    assert 'rel="icon"' in client.get("/").get_data(as_text=True)
+    for path in ("/favicon.ico", "/favicon.svg"):
+        resp = client.get(path)
+        assert resp.status_code == 200 and resp.mimetype == "image/svg+xml"
