@@ -130,6 +130,27 @@ def _strs(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _topic_fields(reader: _Reader, item: dict[str, Any]) -> dict[str, Any]:
+    """What procedures and referrals share: how residents name and ask about the matter."""
+    return {
+        "id": item["id"],
+        "name": item["name"],
+        "source": reader.source(item),
+        "aliases": _strs(item.get("aliases")),
+        "questions": _strs(item.get("questions")),
+        "name_en": item.get("name_en", ""),
+        "aliases_en": _strs(item.get("aliases_en")),
+        "review": bool(item.get("review")),
+        "origin": reader.where(item),
+    }
+
+
+def _check_services(reader: _Reader, item: dict[str, Any], kb: KnowledgeBase) -> None:
+    for sid in _strs(item.get("services")):
+        if sid not in kb.services:
+            reader.problems.append(f"{reader.where(item)}: unknown service {sid!r}")
+
+
 def _check_unique(reader: _Reader, items: list[dict[str, Any]], seen: dict[str, str]) -> None:
     for item in items:
         key = item.get("id")
@@ -224,13 +245,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             raw.setdefault("__file__", item["__file__"])
             not_at = NotAt(kinds=_strs(raw.get("kinds")), note=raw.get("note", ""), source=reader.source(raw))
         kb.services[item["id"]] = Service(
-            id=item["id"],
-            name=item["name"],
-            source=reader.source(item),
-            aliases=_strs(item.get("aliases")),
-            questions=_strs(item.get("questions")),
-            name_en=item.get("name_en", ""),
-            aliases_en=_strs(item.get("aliases_en")),
+            **_topic_fields(reader, item),
             counter=counter,
             office_kinds=_strs(item.get("offices")),
             office_ids=_strs(item.get("office_ids")),
@@ -239,37 +254,23 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             alternatives=item.get("alternatives", ""),
             deadline=item.get("deadline", ""),
             note=item.get("note", ""),
-            review=bool(item.get("review")),
-            origin=reader.where(item),
         )
     for item in referrals:
         if not reader.require(item, "id", "name", "handled_by", "where"):
             continue
-        for sid in _strs(item.get("services")):
-            if sid not in kb.services:
-                reader.problems.append(f"{reader.where(item)}: unknown service {sid!r}")
+        _check_services(reader, item, kb)
         kb.referrals[item["id"]] = Referral(
-            id=item["id"],
-            name=item["name"],
+            **_topic_fields(reader, item),
             handled_by=item["handled_by"],
             where=item["where"],
-            source=reader.source(item),
-            aliases=_strs(item.get("aliases")),
-            questions=_strs(item.get("questions")),
-            name_en=item.get("name_en", ""),
-            aliases_en=_strs(item.get("aliases_en")),
             handled_by_en=item.get("handled_by_en", ""),
             ward_office_part=item.get("ward_office_part", ""),
             services=_strs(item.get("services")),
-            review=bool(item.get("review")),
-            origin=reader.where(item),
         )
     for item in faqs:
         if not reader.require(item, "id", "questions", "answer"):
             continue
-        for sid in _strs(item.get("services")):
-            if sid not in kb.services:
-                reader.problems.append(f"{reader.where(item)}: unknown service {sid!r}")
+        _check_services(reader, item, kb)
         kb.faqs[item["id"]] = Faq(
             id=item["id"],
             questions=_strs(item["questions"]),
