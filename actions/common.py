@@ -125,8 +125,13 @@ def hand_off(
     )
     answer = Answer(text=text, ward=ward, counter=department if counter else None, handoff=True)
     answer.office = office.name if office else None
+    answer.buttons = [RESUME_BUTTON]  # the way back is a tap, not a phrase to type
     send(dispatcher, answer)
     return [SlotSet("handoff_pending", None), SlotSet("misses", 0), ConversationPaused()]
+
+
+# Sent as text: the REST channel recognises it and resumes a paused conversation.
+RESUME_BUTTON = {"title": "ボットに戻る", "payload": "ボットに戻る"}
 
 
 def ask_ward_for_handoff(dispatcher: CollectingDispatcher, reason: str) -> list[EventType]:

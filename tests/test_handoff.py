@@ -39,8 +39,11 @@ def _cli(stack, *args: str) -> str:
 def test_handoff_ticket_pause_staff_reply_and_resume(stack):
     sender = "handoff-1"
     _say(stack, sender, "中原区に住んでいます")
-    reply = _texts(_say(stack, sender, "担当の職員さんと話したい"))
+    said = _say(stack, sender, "担当の職員さんと話したい")
+    reply = _texts(said)
     assert "受付番号" in reply and "ボットに戻る" in reply
+    buttons = [b for m in said for b in m.get("buttons") or []]
+    assert {"title": "ボットに戻る", "payload": "ボットに戻る"} in buttons  # a tap, not a phrase to type
     tickets = [
         json.loads(line) for line in _cli(stack, "escalations", "--ward", "中原区", "--json").splitlines()
     ]

@@ -7,6 +7,7 @@ import statistics
 import time
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -51,8 +52,10 @@ def test_widget_answers_with_an_office_card_and_keeps_history(browser, web_url):
     chip = wait.until(
         ec.element_to_be_clickable((By.XPATH, "//button[@class='kc-chip' and text()='麻生区']"))
     )
+    assert "中原区の窓口" in _bot_messages(browser)[0].text  # the page's ward is known: no need to ask
     chip.click()
     wait.until(lambda d: "麻生区役所" in _bot_messages(d)[-1].text)
+    assert browser.switch_to.active_element.get_attribute("id") == "kc-input"  # focus stayed in the panel
     _ask(browser, "住民票の写しがほしい")
     card = wait.until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-bot:last-child .kc-card"))
@@ -70,6 +73,9 @@ def test_widget_answers_with_an_office_card_and_keeps_history(browser, web_url):
     )
     assert first_line_seen, "the answer's first line is scrolled out of view"
     browser.save_screenshot(str(ARTIFACTS / "widget-answer.png"))
+    browser.find_element(By.CSS_SELECTOR, ".kc-card a").send_keys(Keys.ESCAPE)  # from anywhere in it
+    wait.until(ec.invisibility_of_element_located((By.ID, "kc-panel")))
+    browser.find_element(By.CSS_SELECTOR, ".kc-launcher").click()
 
     browser.refresh()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".kc-msg")) >= 5)
@@ -127,5 +133,6 @@ def test_a_staff_reply_appears_in_the_open_widget(browser, web_url):
         ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-staff"))
     )
     assert "高津区役所の担当です" in staff.text
+    assert browser.find_elements(By.XPATH, "//button[@class='kc-chip' and text()='ボットに戻る']")
     assert re.match(r"職員より（\d{2}:\d{2}）", staff.find_element(By.CSS_SELECTOR, ".kc-from").text)
     browser.save_screenshot(str(ARTIFACTS / "widget-staff-reply.png"))

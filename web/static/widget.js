@@ -123,7 +123,10 @@
     quick.replaceChildren();
     for (const b of (buttons || []).slice(0, 13)) {
       const button = el("button", { type: "button", class: "kc-chip" }, b.title);
-      button.addEventListener("click", () => send(b.payload, b.title));
+      button.addEventListener("click", () => {
+        input.focus();  // the chips are about to go: keep focus in the panel (Esc still closes it)
+        send(b.payload, b.title);
+      });
       quick.append(button);
     }
   }
@@ -213,8 +216,11 @@
       try { await api("/api/session", { sender: state.sender, ward: PAGE_WARD }); state.wardSent = true; save(); }
       catch { /* the resident can still name the ward */ }
     }
-    if (!state.log.length) {
-      add({ who: "bot", text: "こんにちは。川崎市の区役所コンシェルジュです。手続きの窓口・受付時間・持ち物をご案内します。お住まいの区を選ぶか、ご質問を入力してください。" });
+    if (!state.log.length) {  // the page may already say which ward: then ask only the question
+      const greeting = PAGE_WARD
+        ? `こんにちは。川崎市の区役所コンシェルジュです。${PAGE_WARD}の窓口・受付時間・持ち物をご案内します。ご質問を入力してください（ほかの区にお住まいなら区を選んでください）。`
+        : "こんにちは。川崎市の区役所コンシェルジュです。手続きの窓口・受付時間・持ち物をご案内します。お住まいの区を選ぶか、ご質問を入力してください。";
+      add({ who: "bot", text: greeting });
       setQuickReplies(STARTERS);
     }
     input.focus();
@@ -230,7 +236,7 @@
 
   launcher.addEventListener("click", () => (panel.hidden ? openPanel() : closePanel()));
   close.addEventListener("click", closePanel);
-  panel.addEventListener("keydown", (e) => { if (e.key === "Escape") closePanel(); });
+  root.addEventListener("keydown", (e) => { if (e.key === "Escape" && !panel.hidden) closePanel(); });
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value;
