@@ -136,3 +136,17 @@ def test_a_staff_reply_appears_in_the_open_widget(browser, web_url):
     assert browser.find_elements(By.XPATH, "//button[@class='kc-chip' and text()='ボットに戻る']")
     assert re.match(r"職員より（\d{2}:\d{2}）", staff.find_element(By.CSS_SELECTOR, ".kc-from").text)
     browser.save_screenshot(str(ARTIFACTS / "widget-staff-reply.png"))
+
+
+def test_an_idle_widget_does_not_poll_for_staff_replies(browser, web_url):
+    """Polling starts with a hand-off, not with every open page (it used to run every 5 s forever)."""
+    browser.get(web_url + "/")
+    browser.execute_script("localStorage.clear()")
+    browser.get(web_url + "/")
+    _open_panel(browser)
+    _ask(browser, "住民票の写しがほしい")
+    time.sleep(6)  # longer than the first poll would wait
+    polls = browser.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/messages')).length"
+    )
+    assert polls == 0

@@ -8,7 +8,8 @@
   const PAGE_WARD = script.dataset.ward || "";
   const KEY = "kawasaki-concierge-v1";
   const TIMEOUT_MS = 20000;
-  const POLL_MS = 5000;
+  const POLL_MS = 5000;  // staff replies: first poll after a hand-off, then slower while none come
+  const POLL_MAX_MS = 60000;
   const MAX_LOG = 100;
   const WARDS = ["川崎区", "幸区", "中原区", "高津区", "宮前区", "多摩区", "麻生区"];
   const STARTERS = [
@@ -169,7 +170,12 @@
       const data = await api("/api/message", { sender: state.sender, message });
       let last = null;
       let buttons = [];
-      for (const m of data.messages || []) {
+      const said = data.messages || [];
+      if (said.some((m) => m.custom && m.custom.handoff)) state.awaitingStaff = true;
+      else if (said.length) state.awaitingStaff = false;  // the bot answers again: no one is waiting
+      save();
+      schedulePoll(POLL_MS);
+      for (const m of said) {
         if (m.text) {
           last = { who: "bot", text: m.text };
           const item = add(last);
@@ -195,15 +201,27 @@
     }
   }
 
+  // Staff replies are polled only while a hand-off is pending and the panel is open, every 5 s at
+  // first and twice as long after each empty answer (up to a minute): no traffic from idle pages.
+  let pollTimer = null;
+  let pollDelay = POLL_MS;
+  function schedulePoll(delay) {
+    clearTimeout(pollTimer);
+    pollDelay = delay;
+    if (state.open && state.awaitingStaff) pollTimer = setTimeout(pollStaff, delay);
+  }
+
   async function pollStaff() {
-    if (!state.open) return;
+    let heard = false;
     try {
       const data = await api(`/api/messages?sender=${encodeURIComponent(state.sender)}&after=${state.staffAfter}`);
       for (const m of data.messages || []) {
         state.staffAfter = Math.max(state.staffAfter, m.timestamp);
         add({ who: "staff", text: m.text, at: m.timestamp });
+        heard = true;
       }
     } catch { /* the next poll tries again */ }
+    schedulePoll(heard ? POLL_MS : Math.min(pollDelay * 2, POLL_MAX_MS));
   }
 
   async function openPanel() {
@@ -224,6 +242,7 @@
       setQuickReplies(STARTERS);
     }
     input.focus();
+    schedulePoll(POLL_MS);
   }
 
   function closePanel() {
@@ -231,6 +250,7 @@
     launcher.setAttribute("aria-expanded", "false");
     state.open = false;
     save();
+    clearTimeout(pollTimer);
     launcher.focus();
   }
 
@@ -246,5 +266,4 @@
 
   for (const entry of state.log) renderEntry(entry);
   if (state.open) openPanel();
-  setInterval(pollStaff, POLL_MS);
 })();
