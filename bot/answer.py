@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from bot.japanese import nfkc
 from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, Referral, Service, Source
 from bot.phrases import PHRASES, bilingual
 from bot.policy_facts import best_sentence
@@ -17,6 +18,9 @@ HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": "/request_huma
 # A plain link to a map search for the office address (opened by the resident, never fetched here).
 MAP_URL = "https://www.google.com/maps/search/?api=1&query={query}"
 POLICY_EXCERPT_CHARS = 240
+# A question about what to bring (then that is the fact the answer's text gives).
+BRING_CUES = ("持ち物", "持っていく", "持って行く", "必要なもの", "必要な物", "必要書類", "what to bring")
+HOURS_CUES = ("受付時間", "何時", "開いて", "開庁", "hours", "open")
 
 
 def choice_title(doc) -> str:
@@ -113,7 +117,7 @@ class AnswerComposer:
             return self.unresolved(ward, hit.confidence if hit else 0.0, lang)
         kind, ref = hit.doc.kind, hit.doc.ref
         if kind == "service":
-            answer = self.service(self.kb.services[ref], ward, intent, lang)
+            answer = self.service(self.kb.services[ref], ward, intent, lang, question)
         elif kind == "referral":
             answer = self.referral(self.kb.referrals[ref], ward, lang)
         elif kind == "office":
@@ -242,7 +246,9 @@ class AnswerComposer:
             buttons=[{"title": s.name[:20], "payload": s.name} for s in services],
         )
 
-    def service(self, service: Service, ward: str | None, intent: str | None, lang: str = "ja") -> Answer:
+    def service(
+        self, service: Service, ward: str | None, intent: str | None, lang: str = "ja", question: str = ""
+    ) -> Answer:
         """Where to go, in one sentence, and the one fact most worth saying next; hours, what to
         bring, the address and the sources go in the card (a resident reads it in two seconds)."""
         p = PHRASES[lang]
@@ -267,7 +273,13 @@ class AnswerComposer:
                 lines.append(p["ask_ward"])
                 buttons = ward_buttons()
         if not buttons:
+            asked = nfkc(question)
+            if any(cue in asked for cue in BRING_CUES):
+                intent = "ask_bring"
+            elif any(cue in asked for cue in HOURS_CUES):
+                intent = "ask_hours"
             lines += self._next_fact(service, offices, hours, intent, lang)[:1]
+            buttons = self._next_steps(service, hours, lang) if main else []
         if service.not_at:
             sources.append(service.not_at.source)
         if main:
@@ -286,6 +298,19 @@ class AnswerComposer:
             bring=list(service.bring),
         )
 
+    @staticmethod
+    def _next_steps(service: Service, hours: tuple[str, ...], lang: str) -> list[dict[str, str]]:
+        """Quick replies after an answer: the natural next questions, then a person. Sent back as
+        text («…の受付時間»), so they work on every channel and through the NLU."""
+        p = PHRASES[lang]
+        steps = []
+        if hours:
+            steps.append(("step_hours", "ask_hours_of"))
+        if service.bring:
+            steps.append(("step_bring", "ask_bring_of"))
+        chips = [{"title": p[title], "payload": p[ask].format(service=service.name)} for title, ask in steps]
+        return [*chips, HANDOFF_BUTTON]
+
     def _next_fact(
         self, service: Service, offices: list[Office], hours: tuple[str, ...], intent: str | None, lang: str
     ) -> list[str]:
@@ -293,6 +318,8 @@ class AnswerComposer:
         office that no longer handles it, a way without coming in, other offices, a note."""
         p = PHRASES[lang]
         facts = []
+        if intent == "ask_bring" and service.bring:
+            facts.append(p["bring"].format(items="、".join(service.bring)))
         if intent == "ask_hours" and hours:
             facts.append(p["hours"].format(hours=p["hours_sep"].join(hours)))
         if service.deadline:

@@ -75,3 +75,15 @@ def test_cli_batch_prints_one_json_line_per_question(stack, tmp_path):
     assert rows[0]["office"] == "中原区役所" and rows[0]["counter"] == "保険年金課" and rows[0]["sources"]
     assert rows[1]["handoff"] is True
     assert rows[2]["intent"] == "out_of_scope" or rows[2]["unresolved"] is True
+
+
+def test_quick_replies_after_an_answer_lead_to_the_next_fact(stack):
+    client, sender = RasaClient(stack.rasa_url), "next-steps-1"
+    client.ask(sender, "多摩区に住んでいます")
+    said = client.send(sender, "住民票の写しがほしい")
+    chips = {b["title"]: b["payload"] for m in said for b in m.get("buttons") or []}
+    assert {"受付時間", "持ち物", "担当者と話したい"} <= set(chips)
+    bring = client.ask(sender, chips["持ち物"])
+    assert "お持ちいただくもの: 本人確認書類" in bring.text and "多摩区役所" in bring.text.splitlines()[0]
+    hours = client.ask(sender, chips["受付時間"])
+    assert "受付時間: 平日" in hours.text
