@@ -6,6 +6,8 @@ with one <script> tag, so the API answers cross-origin requests (no cookies are 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from pathlib import Path
 
@@ -44,21 +46,45 @@ def healthz():
     return {"ok": True}
 
 
-def _asset(name: str, mimetype: str) -> Response:
-    resp = send_from_directory(STATIC, name, mimetype=mimetype, max_age=300)
-    resp.direct_passthrough = False
-    resp.make_sequence()  # in memory (a few KB): Flask-Compress gzips a streamed file for no one
-    return resp
+# City pages load widget.js by a fixed URL: it may be cached only briefly. The stylesheet it loads
+# carries its content hash in its URL, so it can be cached for a year and still never be stale.
+SCRIPT_MAX_AGE = 300
+VERSIONED_MAX_AGE = 365 * 24 * 3600
+
+
+@functools.lru_cache(maxsize=4)
+def _asset_text(name: str, mtime: float) -> str:
+    return (STATIC / name).read_text(encoding="utf-8")
+
+
+def _css_version() -> str:
+    path = STATIC / "widget.css"
+    return hashlib.sha256(_asset_text("widget.css", path.stat().st_mtime).encode()).hexdigest()[:12]
+
+
+def _asset(body: str, mimetype: str, max_age: int, immutable: bool = False) -> Response:
+    """In memory (a few KB), so Flask-Compress compresses it; with an ETag for conditional GETs."""
+    resp = Response(body, mimetype=mimetype)
+    resp.cache_control.public = True
+    resp.cache_control.max_age = max_age
+    resp.cache_control.immutable = immutable
+    resp.add_etag()
+    return resp.make_conditional(request)
 
 
 @bp.get("/widget.js")
 def widget_js():
-    return _asset("widget.js", "text/javascript")
+    path = STATIC / "widget.js"
+    script = _asset_text("widget.js", path.stat().st_mtime).replace("__WIDGET_CSS_VERSION__", _css_version())
+    return _asset(script, "text/javascript", SCRIPT_MAX_AGE)
 
 
 @bp.get("/widget.css")
 def widget_css():
-    return _asset("widget.css", "text/css")
+    path = STATIC / "widget.css"
+    current = request.args.get("v") == _css_version()
+    return _asset(_asset_text("widget.css", path.stat().st_mtime), "text/css",
+                  VERSIONED_MAX_AGE if current else SCRIPT_MAX_AGE, immutable=current)  # fmt: skip
 
 
 @bp.get("/favicon.ico")

@@ -37,7 +37,8 @@
     catch { return null; }
   };
 
-  const css = el("link", { rel: "stylesheet", href: `${BASE}/widget.css` });
+  // The server writes the stylesheet's content hash here: a changed file is a new URL, cached for a year.
+  const css = el("link", { rel: "stylesheet", href: `${BASE}/widget.css?v=__WIDGET_CSS_VERSION__` });
   document.head.append(css);
   const root = el("div", { class: "kc-root", lang: "ja" });
   const launcher = el("button", { class: "kc-launcher", type: "button", "aria-expanded": "false",
