@@ -150,3 +150,4 @@ def test_an_idle_widget_does_not_poll_for_staff_replies(browser, web_url):
         "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/messages')).length"
     )
     assert polls == 0
+

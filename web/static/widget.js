@@ -40,7 +40,15 @@
   // The server writes the stylesheet's content hash here: a changed file is a new URL, cached for a year.
   const css = el("link", { rel: "stylesheet", href: `${BASE}/widget.css?v=__WIDGET_CSS_VERSION__` });
   document.head.append(css);
-  const root = el("div", { class: "kc-root", lang: "ja" });
+  // Out of the page's flow and invisible until its stylesheet has loaded: the host page never shifts.
+  const root = el("div", { class: "kc-root", lang: "ja",
+                           style: "position: fixed; right: 16px; bottom: 16px; z-index: 2147483000; visibility: hidden" });
+  const reveal = () => {
+    root.style.visibility = "";
+    if (state.open) input.focus();  // a hidden field cannot take the focus openPanel gave it
+  };
+  css.addEventListener("load", reveal);
+  css.addEventListener("error", reveal);  // unstyled but usable rather than missing
   const launcher = el("button", { class: "kc-launcher", type: "button", "aria-expanded": "false",
                                   "aria-controls": "kc-panel" }, "区役所コンシェルジュ");
   const panel = el("section", { class: "kc-panel", id: "kc-panel", role: "dialog", "aria-label": "区役所コンシェルジュ",
