@@ -25,6 +25,14 @@ def _open_panel(driver) -> None:
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".kc-msg"))  # greeting or restored history
 
 
+def _fresh_widget(driver, web_url: str) -> None:
+    """The demo page with no history, the panel open."""
+    driver.get(web_url + "/")
+    driver.execute_script("localStorage.clear()")
+    driver.get(web_url + "/")
+    _open_panel(driver)
+
+
 def _bot_messages(driver):
     return driver.find_elements(By.CSS_SELECTOR, ".kc-msg.kc-bot")
 
@@ -44,11 +52,8 @@ def _ask(driver, text: str) -> float:
 
 def test_widget_answers_with_an_office_card_and_keeps_history(browser, web_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    browser.get(web_url + "/")
-    browser.execute_script("localStorage.clear()")
-    browser.get(web_url + "/")
+    _fresh_widget(browser, web_url)
     wait = WebDriverWait(browser, 30)
-    _open_panel(browser)
     chip = wait.until(
         ec.element_to_be_clickable((By.XPATH, "//button[@class='kc-chip' and text()='麻生区']"))
     )
@@ -114,10 +119,7 @@ def test_a_staff_reply_appears_in_the_open_widget(browser, web_url):
     from bot.escalation import Escalations, RasaDelivery
     from bot.settings import Settings
 
-    browser.get(web_url + "/")
-    browser.execute_script("localStorage.clear()")
-    browser.get(web_url + "/")
-    _open_panel(browser)
+    _fresh_widget(browser, web_url)
     _ask(browser, "高津区に住んでいます")
     _ask(browser, "職員と話したい")
     assert "受付番号" in _bot_messages(browser)[-1].text
@@ -140,10 +142,7 @@ def test_a_staff_reply_appears_in_the_open_widget(browser, web_url):
 
 def test_an_idle_widget_does_not_poll_for_staff_replies(browser, web_url):
     """Polling starts with a hand-off, not with every open page (it used to run every 5 s forever)."""
-    browser.get(web_url + "/")
-    browser.execute_script("localStorage.clear()")
-    browser.get(web_url + "/")
-    _open_panel(browser)
+    _fresh_widget(browser, web_url)
     _ask(browser, "住民票の写しがほしい")
     time.sleep(6)  # longer than the first poll would wait
     polls = browser.execute_script(
