@@ -127,6 +127,9 @@ def test_an_internal_note_is_saved_shown_audited_and_never_sent(browser, web_url
     for page in ("tickets", "issues"):
         browser.get(f"{web_url}/staff/{page}")
         browser.save_screenshot(str(ARTIFACTS / f"staff-{page}.png"))
+        browser.set_window_size(1280, 800)
+        browser.save_screenshot(str(ARTIFACTS / f"staff-{page}-desktop.png"))
+        browser.set_window_size(360, 740)
         assert not RAW_TIME.search(browser.find_element(By.TAG_NAME, "main").text)
     assert RasaClient(stack.rasa_url).staff_messages(resident) == []  # a note never reaches the resident
     from bot.staff import audit_log

@@ -61,6 +61,9 @@ def test_widget_answers_with_an_office_card_and_keeps_history(browser, web_url):
     chip.click()
     wait.until(lambda d: "麻生区役所" in _bot_messages(d)[-1].text)
     assert browser.switch_to.active_element.get_attribute("id") == "kc-input"  # focus stayed in the panel
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)  # so Esc after a quick reply closes it
+    wait.until(ec.invisibility_of_element_located((By.ID, "kc-panel")))
+    browser.find_element(By.CSS_SELECTOR, ".kc-launcher").click()
     _ask(browser, "住民票の写しがほしい")
     card = wait.until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-bot:last-child .kc-card"))
@@ -78,6 +81,9 @@ def test_widget_answers_with_an_office_card_and_keeps_history(browser, web_url):
     )
     assert first_line_seen, "the answer's first line is scrolled out of view"
     browser.save_screenshot(str(ARTIFACTS / "widget-answer.png"))
+    browser.set_window_size(1280, 800)
+    browser.save_screenshot(str(ARTIFACTS / "widget-answer-desktop.png"))
+    browser.set_window_size(360, 740)
     browser.find_element(By.CSS_SELECTOR, ".kc-card a").send_keys(Keys.ESCAPE)  # from anywhere in it
     wait.until(ec.invisibility_of_element_located((By.ID, "kc-panel")))
     browser.find_element(By.CSS_SELECTOR, ".kc-launcher").click()
