@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import ConciergeAction, hand_off, resident_ward, send
-from bot.answer import ward_buttons
+from bot.answer import OTHER_WARD_PAYLOAD, ward_buttons
 from bot.concierge import Concierge, get_concierge
 
 
@@ -40,6 +40,10 @@ class ActionSetWard(ConciergeAction):
 
     def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         concierge = get_concierge()
+        if (tracker.latest_message.get("text") or "").strip() == OTHER_WARD_PAYLOAD:
+            # 「別の区」 after an answer: which one? The answer is given again for the ward picked.
+            dispatcher.utter_message(text="どの区の窓口をご案内しましょうか。", buttons=ward_buttons())
+            return []
         ward = resident_ward(concierge, tracker)
         if ward is None:
             dispatcher.utter_message(

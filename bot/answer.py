@@ -15,6 +15,8 @@ from bot.policy_facts import best_sentence
 from bot.retrieval.index import Hit
 
 HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": "/request_human"}
+# 「別の区」: the ward intent without a ward; the bot asks which, then answers the same question there.
+OTHER_WARD_PAYLOAD = "/inform_ward"
 # A plain link to a map search for the office address (opened by the resident, never fetched here).
 MAP_URL = "https://www.google.com/maps/search/?api=1&query={query}"
 POLICY_EXCERPT_CHARS = 240
@@ -309,7 +311,8 @@ class AnswerComposer:
         if service.bring:
             steps.append(("step_bring", "ask_bring_of"))
         chips = [{"title": p[title], "payload": p[ask].format(service=service.name)} for title, ask in steps]
-        return [*chips, HANDOFF_BUTTON]
+        other_ward = {"title": p["step_other_ward"], "payload": OTHER_WARD_PAYLOAD}
+        return [*chips, other_ward, HANDOFF_BUTTON]
 
     def _next_fact(
         self, service: Service, offices: list[Office], hours: tuple[str, ...], intent: str | None, lang: str

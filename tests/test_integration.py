@@ -82,8 +82,13 @@ def test_quick_replies_after_an_answer_lead_to_the_next_fact(stack):
     client.ask(sender, "多摩区に住んでいます")
     said = client.send(sender, "住民票の写しがほしい")
     chips = {b["title"]: b["payload"] for m in said for b in m.get("buttons") or []}
-    assert {"受付時間", "持ち物", "担当者と話したい"} <= set(chips)
+    assert {"受付時間", "持ち物", "別の区", "担当者と話したい"} <= set(chips)
     bring = client.ask(sender, chips["持ち物"])
     assert "お持ちいただくもの: 本人確認書類" in bring.text and "多摩区役所" in bring.text.splitlines()[0]
     hours = client.ask(sender, chips["受付時間"])
     assert "受付時間: 平日" in hours.text
+    which = client.send(sender, chips["別の区"])
+    assert "どの区" in which[0]["text"] and len(which[0]["buttons"]) == 7
+    saiwai = next(b["payload"] for b in which[0]["buttons"] if b["title"] == "幸区")
+    again = client.ask(sender, saiwai)  # the same question, answered for the ward picked
+    assert "住民票の写し" in again.text and "幸区役所の区民課" in again.text.splitlines()[0]
