@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from bot.japanese import nfkc
-from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, Referral, Service, Source
+from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, PolicyChunk, Referral, Service, Source
 from bot.phrases import PHRASES, bilingual
 from bot.policy_facts import best_sentence
 from bot.retrieval.index import Hit
@@ -113,6 +113,7 @@ class AnswerComposer:
         intent: str | None = None,
         lang: str = "ja",
         question: str = "",
+        policy_fact: PolicyChunk | None = None,
     ) -> Answer:
         p = PHRASES[lang]
         if hit is None or hit.confidence < self.min_confidence:
@@ -126,26 +127,23 @@ class AnswerComposer:
             answer = self.office(self.kb.offices[ref], lang)
         elif kind == "faq":
             answer = self.faq(self.kb.faqs[ref], ward, lang)
+            if policy_fact is not None:  # the FAQ summarises; the policy sentence holds the asked fact
+                answer.text += "\n" + self._policy_quote(policy_fact, question, lang)
+                answer.sources.append(policy_fact.source)
         else:
             chunk = self.kb.policy[ref]
-            # the sentence that answers the question, not the chunk's opening
-            excerpt = _excerpt(best_sentence(question, chunk.text) if question else chunk.text)
-            text = p["policy"].format(cite=chunk.cite, heading=chunk.heading, excerpt=excerpt)
+            text = self._policy_quote(chunk, question, lang)
             answer = Answer(text=text, sources=[chunk.source])
         answer.confidence, answer.entry = hit.confidence, hit.doc.id
         answer.ward = answer.ward or ward
         answer.text += "\n" + _source_line(answer.sources, p)
         return answer
 
-    def add_policy_fact(self, answer: Answer, chunk, question: str, lang: str = "ja") -> None:
-        """Quote the policy sentence that holds the asked-for fact under an FAQ's answer (before
-        the source line, which then names both)."""
-        text, _, _old_source_line = answer.text.rpartition("\n")
-        quote = PHRASES[lang]["policy"].format(
-            cite=chunk.cite, heading=chunk.heading, excerpt=_excerpt(best_sentence(question, chunk.text))
-        )
-        answer.sources.append(chunk.source)
-        answer.text = f"{text}\n{quote}\n{_source_line(answer.sources, PHRASES[lang])}"
+    @staticmethod
+    def _policy_quote(chunk: PolicyChunk, question: str, lang: str) -> str:
+        """The sentence that answers the question (not the chunk's opening), with its citation."""
+        excerpt = _excerpt(best_sentence(question, chunk.text) if question else chunk.text)
+        return PHRASES[lang]["policy"].format(cite=chunk.cite, heading=chunk.heading, excerpt=excerpt)
 
     def uncertain(self, hits: list[Hit], ward: str | None, lang: str = "ja") -> Answer:
         """Several entries are about equally likely and lead to different places: name them

@@ -15,7 +15,7 @@ from bot.answer import Answer, AnswerComposer, choice_title
 from bot.escalation import Escalations
 from bot.japanese import default_analyzer, is_mostly_latin, nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
-from bot.knowledge.model import SensitiveTopic
+from bot.knowledge.model import PolicyChunk, SensitiveTopic
 from bot.places import Gazetteer, PlaceMatch
 from bot.policy_facts import asked_for, best_sentence, holds_asked_fact
 from bot.regional_issues import RegionalIssues
@@ -102,24 +102,24 @@ class Concierge:
         rivals = self._rivals(hits)
         if rivals:
             return self.composer.uncertain([hits[0], *rivals], ward, lang)
-        answer = self.composer.compose(hits[0] if hits else None, ward, intent, lang, query)
-        if hits and hits[0].doc.kind == "faq" and not answer.unresolved:
+        best = hits[0] if hits else None
+        fact = None
+        if best and best.doc.kind == "faq" and best.confidence >= self.settings.answer_min_score:
             fact = self._policy_fact_for(query, places)
-            if fact is not None:
-                self.composer.add_policy_fact(answer, self.kb.policy[fact.doc.ref], query, lang)
-        return answer
+        return self.composer.compose(best, ward, intent, lang, query, fact)
 
-    def _policy_fact_for(self, query: str, places: list[str]):
+    def _policy_fact_for(self, query: str, places: list[str]) -> PolicyChunk | None:
         """For a question asking for a date, a figure or a body (いつ・何人・誰): the confident
         policy chunk whose best sentence holds one, to quote beside an FAQ's summary (the FAQ
         「土曜開庁」 says that the office opens on Saturdays, the policy says since when)."""
         if not asked_for(query):
             return None
         for hit in self.retriever.search(query, k=3, kinds=("policy",), places=places):
+            chunk = self.kb.policy[hit.doc.ref]
             if hit.confidence >= self.settings.answer_min_score and holds_asked_fact(
-                query, best_sentence(query, self.kb.policy[hit.doc.ref].text)
+                query, best_sentence(query, chunk.text)
             ):
-                return hit
+                return chunk
         return None
 
     def _rivals(self, hits: list) -> list:

@@ -97,23 +97,6 @@ class EvalResult:
     kinds: dict[tuple[str, str], Tally] = field(default_factory=lambda: defaultdict(Tally))  # (part, kind)
     misses: list[dict] = field(default_factory=list)
 
-    # the whole set's figures, as before
-    @property
-    def total(self) -> int:
-        return self.overall.total
-
-    @property
-    def accuracy(self) -> float:
-        return self.overall.accuracy
-
-    @property
-    def entry_accuracy(self) -> float:
-        return self.overall.entry_accuracy
-
-    @property
-    def mrr(self) -> float:
-        return self.overall.mrr
-
 
 def _expected(concierge: Concierge, entry: str | None, ward: str | None) -> tuple[str | None, str | None]:
     if entry is None:

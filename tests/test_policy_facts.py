@@ -42,15 +42,15 @@ def test_every_policy_chunk_splits_into_sentences():
 
 def test_an_faq_summary_gets_the_policy_sentence_that_holds_the_asked_date():
     from bot.answer import AnswerComposer
+    from bot.retrieval.documents import documents_from
+    from bot.retrieval.index import Hit
 
     kb = load_knowledge(ROOT / "knowledge")
-    composer = AnswerComposer(kb, 0.5)
     faq = next(iter(kb.faqs.values()))
-    answer = composer.faq(faq, None)
-    answer.text += "\n出典: " + faq.source.label
+    doc = next(d for d in documents_from(kb) if d.id == f"faq:{faq.id}")
     chunk = next(c for c in kb.policy.values() if "平成" in c.text)
     question = "それはいつからですか"
-    composer.add_policy_fact(answer, chunk, question)
+    answer = AnswerComposer(kb, 0.5).compose(Hit(doc, 1.0, 0.9, {}), None, None, "ja", question, chunk)
     lines = answer.text.splitlines()
     assert lines[0] == faq.answer.splitlines()[0]
     assert any(line.startswith(f"{chunk.cite}「{chunk.heading}」より:") for line in lines)

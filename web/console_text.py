@@ -24,6 +24,16 @@ FIELD = {
     "source": "出典",
     "answer": "回答",
 }
+# ja('status', 'new') in a template → 未対応
+WORDS = {
+    "status": TICKET_STATUS,
+    "issue_status": ISSUE_STATUS,
+    "channel": CHANNEL,
+    "reason": REASON,
+    "field": FIELD,
+    "kind": KIND,
+    "role": ROLE,
+}
 
 
 def label(mapping: dict[str, str], code: str | None) -> str:

@@ -50,16 +50,7 @@ def _problem_field(problem: str) -> str | None:
 @bp.app_template_global("ja")
 def _ja(kind: str, code: str | None) -> str:
     """ja('status', 'new') → 未対応: the console shows words, not codes."""
-    mapping = {
-        "status": console_text.TICKET_STATUS,
-        "issue_status": console_text.ISSUE_STATUS,
-        "channel": console_text.CHANNEL,
-        "reason": console_text.REASON,
-        "field": console_text.FIELD,
-        "kind": console_text.KIND,
-        "role": console_text.ROLE,
-    }[kind]
-    return console_text.label(mapping, code)
+    return console_text.label(console_text.WORDS[kind], code)
 
 
 class StaffSession(UserMixin):

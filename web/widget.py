@@ -57,9 +57,14 @@ def _asset_text(name: str, mtime: float) -> str:
     return (STATIC / name).read_text(encoding="utf-8")
 
 
+@functools.lru_cache(maxsize=4)
+def _css_version_of(mtime: float) -> str:
+    return hashlib.sha256(_asset_text("widget.css", mtime).encode()).hexdigest()[:12]
+
+
 def _css_version() -> str:
-    path = STATIC / "widget.css"
-    return hashlib.sha256(_asset_text("widget.css", path.stat().st_mtime).encode()).hexdigest()[:12]
+    """The stylesheet's content hash, computed once per version of the file (not per request)."""
+    return _css_version_of((STATIC / "widget.css").stat().st_mtime)
 
 
 def _asset(body: str, mimetype: str, max_age: int, immutable: bool = False) -> Response:
