@@ -130,6 +130,11 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     from bot.retrieval.maintenance import build_from_knowledge
 
     encoders = [make_encoder(spec, max(1, settings.encoder_threads)) for spec in settings.encoders]
+    if args.action == "calibrate":
+        from bot.retrieval.answer_training import calibrate
+
+        print(calibrate(dataclasses.replace(settings, knowledge_dir=folder), encoders))
+        return 0
     stats = build_from_knowledge(
         dataclasses.replace(settings, knowledge_dir=folder), encoders, show_progress=True
     )
@@ -370,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--json", action="store_true", help="one JSON line per answer")
     ask.set_defaults(func=cmd_ask)
     kn = sub.add_parser("knowledge", help="check or build the knowledge index")
-    kn.add_argument("action", choices=["check", "build", "export-nlu"])
+    kn.add_argument("action", choices=["check", "build", "export-nlu", "calibrate"])
     kn.add_argument("--folder", help="knowledge folder (default: knowledge/)")
     kn.set_defaults(func=cmd_knowledge)
     ev = sub.add_parser("eval", help="top-1 accuracy and MRR on a question set (JSON lines)")

@@ -129,6 +129,8 @@ def judge(concierge: Concierge, item: dict, k: int = 10) -> tuple[str, bool, flo
     if item.get("fact"):  # a policy fact: the reply must quote it, from whichever chunk holds it
         right = nfkc(item["fact"]) in nfkc(answer.text)
         return ("right" if right else "wrong"), answer.entry == item["entry"], rr, got
+    if _names_contribution(concierge, answer.entry, item["entry"]):
+        return "right", False, rr, got
     counter, office = _expected(concierge, item["entry"], item.get("ward"))
     # Right when the expected entry answered, or, for a procedure, when the answer (e.g. a
     # related FAQ) names the same counter and office: that is what the resident needs.
@@ -137,6 +139,15 @@ def judge(concierge: Concierge, item: dict, k: int = 10) -> tuple[str, bool, flo
         (counter is None or answer.counter == counter) and (office is None or answer.office == office)
     )
     return ("right" if ok else "wrong"), answer.entry == item["entry"], rr, got
+
+
+def _names_contribution(concierge: Concierge, got: str | None, expected: str) -> bool:
+    """A referral that names the expected procedure as the ward office's part is right: asked
+    「パスポート申請に戸籍が必要です」, the passport referral says 戸籍謄本 is issued at 区民課."""
+    if not got or not got.startswith("referral:") or not expected.startswith("service:"):
+        return False
+    referral = concierge.kb.referrals.get(got.split(":", 1)[1])
+    return referral is not None and expected.split(":", 1)[1] in referral.services
 
 
 def load_questions(path: Path) -> list[dict]:

@@ -24,6 +24,7 @@ class Document:
     kind: str  # service | referral | faq | policy | office
     title: str
     views: tuple[View, ...]
+    names: tuple[str, ...] = ()  # the entry's name and aliases: a question that says one is about it
 
     @property
     def ref(self) -> str:
@@ -35,7 +36,11 @@ class Document:
     @classmethod
     def from_json(cls, raw: dict) -> Document:
         return cls(
-            id=raw["id"], kind=raw["kind"], title=raw["title"], views=tuple(View(**v) for v in raw["views"])
+            id=raw["id"],
+            kind=raw["kind"],
+            title=raw["title"],
+            views=tuple(View(**v) for v in raw["views"]),
+            names=tuple(raw.get("names", ())),
         )
 
 
@@ -52,14 +57,16 @@ def documents_from(kb: KnowledgeBase) -> list[Document]:
         if s.note:
             desc += s.note
         views.append(View(desc, "passage"))
-        docs.append(Document(f"service:{s.id}", "service", s.name, tuple(views)))
+        names = (s.name, *s.aliases, *((s.name_en, *s.aliases_en) if s.name_en else ()))
+        docs.append(Document(f"service:{s.id}", "service", s.name, tuple(views), names))
     for r in kb.referrals.values():
         views = [View(" ".join((r.name, *r.aliases)), "query")]
         views += [View(q, "query") for q in r.questions]
         if r.name_en:
             views.append(View(", ".join((r.name_en, *r.aliases_en)), "query"))
         views.append(View(f"{r.name}。{r.handled_by}が扱います。{r.where}", "passage"))
-        docs.append(Document(f"referral:{r.id}", "referral", r.name, tuple(views)))
+        names = (r.name, *r.aliases, *((r.name_en, *r.aliases_en) if r.name_en else ()))
+        docs.append(Document(f"referral:{r.id}", "referral", r.name, tuple(views), names))
     for f in kb.faqs.values():
         views = [View(q, "query") for q in f.questions] + [View(f.answer, "passage")]
         docs.append(Document(f"faq:{f.id}", "faq", f.questions[0], tuple(views)))
@@ -75,5 +82,5 @@ def documents_from(kb: KnowledgeBase) -> list[Document]:
             views.append(View(o.name_en, "query"))
         if o.note:
             views.append(View(f"{o.name}。{o.note}", "passage"))
-        docs.append(Document(f"office:{o.id}", "office", o.name, tuple(views)))
+        docs.append(Document(f"office:{o.id}", "office", o.name, tuple(views), (o.name,)))
     return docs

@@ -12,11 +12,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import bm25s
@@ -24,6 +26,7 @@ import faiss
 import numpy as np
 
 from bot.japanese import default_analyzer, is_kana_only, is_mostly_latin, nfkc
+from bot.retrieval.answer_model import CANDIDATES, AnswerModel, CandidateContext, candidate_features
 from bot.retrieval.documents import Document
 from bot.retrieval.encoders import Encoder
 
@@ -240,6 +243,7 @@ class Hit:
     score: float  # fused z-score, for ranking
     confidence: float  # 0–1, calibrated: below the threshold the bot says it does not know
     channels: dict[str, float]
+    probability: float | None = None  # the answer model's, when it ranked the candidates
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,22 @@ class Channels:
     kana_only: bool = False
     latin: bool = False  # English (or romaji): Japanese word and reading overlap say little
     dense_only: bool = False  # the lexical channels were not computed
+
+
+@dataclass(frozen=True)
+class Candidates:
+    indexes: list[int]  # documents, best fused score first
+    hits: list[Hit]
+    channels: Channels
+    context: CandidateContext
+
+
+def _dense_text(query: str, places: Sequence[str]) -> str:
+    """What the encoders see: the question without its place names (they dilute the topic)."""
+    text = nfkc(query)
+    for name in places:
+        text = text.replace(nfkc(name), " ")
+    return text
 
 
 def _zscore(scores: np.ndarray) -> np.ndarray:
@@ -267,10 +287,12 @@ class Retriever:
         weights: dict[str, float] | None = None,
         lexical: bool = True,
         query_cache: int = 4096,
+        answer_model: AnswerModel | None = None,
     ):
         self.index_dir = index_dir
         self.encoders = {e.name: e for e in encoders}
         self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        self.answer_model = answer_model  # re-scores the first candidates (Kawasaki knowledge only)
         self.lexical = lexical  # False: dense channels only (to compare methods; no Sudachi per query)
         # Residents ask the same questions again and again: keep their embeddings (per encoder).
         self._embed_query = functools.lru_cache(maxsize=query_cache)(self._embed_query_uncached)
@@ -293,9 +315,10 @@ class Retriever:
         terms_bm25 = _bm25([t or ["∅"] for t in payload["terms"]])
         readings_bm25 = _bm25([r or ["∅"] for r in payload["readings"]])
         term_sets = [frozenset(t) for t in payload["terms"]]
+        term_df = Counter(t for terms in term_sets for t in terms)
         reading_sets = [frozenset(r) for r in payload["readings"]]
         with self._lock:
-            self._term_sets, self._reading_sets = term_sets, reading_sets
+            self._term_sets, self._reading_sets, self._term_df = term_sets, reading_sets, term_df
             self.docs, self.view_doc = docs, np.array(payload["view_doc"])
             self._faiss, self._terms, self._readings = faiss_indexes, terms_bm25, readings_bm25
             self._loaded_mtime = manifest_mtime
@@ -336,9 +359,7 @@ class Retriever:
         """Raw per-document scores of every channel for one query. Place names are left out of
         what the encoders see (they dilute the topic) but still count for the words channel."""
         analyzer = default_analyzer()
-        dense_text = nfkc(query)
-        for name in places:
-            dense_text = dense_text.replace(nfkc(name), " ")
+        dense_text = _dense_text(query, places)
         scores: dict[str, np.ndarray] = {name: self._dense(name, dense_text) for name in self.encoders}
         if not self.lexical:
             return Channels(scores, [], [], latin=is_mostly_latin(query), dense_only=True)
@@ -347,6 +368,17 @@ class Retriever:
         grams = reading_bigrams(query)
         scores["readings"] = self._readings.get_scores(grams) if grams else np.zeros(len(self.docs))
         return Channels(scores, terms, grams, kana_only=is_kana_only(query), latin=is_mostly_latin(query))
+
+    def in_scope(self, query: str, places: Sequence[str] = ()) -> float | None:
+        """How likely the question is one for a public office at all (the answer model's scope
+        classifier); None without one, and for kana-only and English questions: it learnt from
+        Japanese wordings (English only as entry names), and for those the fused confidence
+        already keeps off-topic questions low."""
+        if not self.answer_model or is_kana_only(query) or is_mostly_latin(query):
+            return None
+        text = _dense_text(query, places)
+        vector = np.hstack([self._embed_query(name, text)[0] for name in self.encoders])
+        return self.answer_model.in_scope(vector)
 
     def fuse(self, channels: Channels, weights: dict[str, float] | None = None) -> np.ndarray:
         """Weighted sum of each channel's z-scores (a weight of 0 leaves a channel out)."""
@@ -366,31 +398,74 @@ class Retriever:
         self, query: str, k: int = 5, kinds: Sequence[str] | None = None, places: Sequence[str] = ()
     ) -> list[Hit]:
         """Top k documents. `places` (ward and town names in the query) pick the resident's
-        ward, not the topic: they do not count against an entry's confidence."""
+        ward, not the topic: they do not count against an entry's confidence. With an answer
+        model, the first candidates are re-ranked by its probability, which is their confidence."""
+        found = self.candidates(query, max(k, CANDIDATES) if self.answer_model else k, kinds, places)
+        hits = found.hits
+        # Kana-only questions keep the fused order: the model never saw one (its wordings are
+        # written in kanji), and readings carry them (tune part: 3 of 3 right without, 0 with).
+        if self.answer_model and hits and not (found.channels.dense_only or found.channels.kana_only):
+            probability = self.answer_model.probability(self.features(found))
+            order = np.argsort(-probability, kind="stable")
+            hits = [replace(hits[j], probability=round(float(probability[j]), 3)) for j in order]
+        return hits[:k]
+
+    def candidates(
+        self, query: str, k: int, kinds: Sequence[str] | None = None, places: Sequence[str] = ()
+    ) -> Candidates:
+        """The first k documents of the fused ranking, with what their features are made of."""
         channels = self.channels(query, places)
         analyzer = default_analyzer()
         ignored_terms = {t for name in places for t in analyzer.content_terms(name)}
         ignored_grams = {g for name in places for g in reading_bigrams(name)}
-        coverage_terms = [t for t in channels.terms if t not in ignored_terms]
-        coverage_grams = [g for g in channels.grams if g not in ignored_grams]
+        terms = [t for t in channels.terms if t not in ignored_terms]
+        grams = [g for g in channels.grams if g not in ignored_grams]
         fused = self.fuse(channels)
-        hits: list[Hit] = []
-        for i in _ranked(fused, k if not kinds else len(fused)):
-            doc = self.docs[i]
-            if kinds and doc.kind not in kinds:
-                continue
+        ranked = [
+            int(i)
+            for i in _ranked(fused, k if not kinds else len(fused))
+            if not kinds or self.docs[i].kind in kinds
+        ][:k]
+        term_cov = [_coverage(terms, self._term_sets[i]) for i in ranked]
+        idf = {t: math.log((len(self.docs) + 1) / (self._term_df.get(t, 0) + 1)) for t in set(terms)}
+        uncovered_idf = [
+            max((idf[t] for t in idf if t not in self._term_sets[i]), default=0.0) for i in ranked
+        ]
+        reading_cov = [_coverage(grams, self._reading_sets[i]) for i in ranked]
+        hits = []
+        for pos, i in enumerate(ranked):
             scores = {n: float(s[i]) for n, s in channels.scores.items()}
             confidence = self._confidence(
-                scores,
-                _coverage(coverage_terms, self._term_sets[i]),
-                _coverage(coverage_grams, self._reading_sets[i]),
-                len(set(coverage_grams)),
+                scores, term_cov[pos], reading_cov[pos], len(set(grams)),
                 dense_only=channels.latin or channels.dense_only,
-            )
-            hits.append(Hit(doc, float(fused[i]), confidence, scores))
-            if len(hits) >= k:
-                break
-        return hits
+            )  # fmt: skip
+            hits.append(Hit(self.docs[i], float(fused[i]), confidence, scores))
+        context = CandidateContext(
+            query=query,
+            fused=fused,
+            scores=channels.scores,
+            zscores={n: _zscore(np.asarray(channels.scores[n], np.float64)) for n in ("terms", "readings")}
+            if not channels.dense_only
+            else {},
+            term_cov=term_cov,
+            reading_cov=reading_cov,
+            n_terms=len(set(terms)),
+            uncovered_idf=uncovered_idf,
+            unknown_share=sum(t not in self._term_df for t in idf) / max(1, len(idf)),
+            n_grams=len(set(grams)),
+            latin=channels.latin,
+            kana_only=channels.kana_only,
+        )
+        return Candidates(ranked, hits, channels, context)
+
+    def features(self, found: Candidates) -> np.ndarray:
+        """The answer model's features of each candidate (one row each, in fused order)."""
+        return candidate_features(
+            found.context,
+            found.indexes,
+            [self.docs[i].names for i in found.indexes],
+            list(self.encoders),
+        )
 
     def _confidence(
         self,

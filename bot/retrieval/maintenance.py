@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from bot.retrieval.answer_model import AnswerModel, load_answer_model
 from bot.retrieval.encoders import Encoder
 from bot.retrieval.index import Retriever, build_index
 from bot.settings import Settings
@@ -51,9 +52,17 @@ def build_from_knowledge(
         return _build(settings, encoders, show_progress)
 
 
+def _answer_model(settings: Settings, encoders: Sequence[Encoder]) -> AnswerModel | None:
+    return load_answer_model(encoders=[e.name for e in encoders]) if settings.answer_model else None
+
+
 def _retriever(settings: Settings, encoders: Sequence[Encoder]) -> Retriever:
     return Retriever(
-        settings.index_dir, list(encoders), settings.retrieval_weights, query_cache=settings.query_cache_size
+        settings.index_dir,
+        list(encoders),
+        settings.retrieval_weights,
+        query_cache=settings.query_cache_size,
+        answer_model=_answer_model(settings, encoders),
     )
 
 
