@@ -38,6 +38,7 @@ class Morph:
     pos: str  # first-level part of speech
     person: bool = False  # Sudachi's dictionary knows it as a personal name (名詞-固有名詞-人名)
     unknown: bool = False  # not in Sudachi's dictionary
+    synonyms: tuple[int, ...] = ()  # Sudachi's synonym group ids (転居 and 引っ越し share one)
 
     @property
     def is_content(self) -> bool:
@@ -145,6 +146,7 @@ class Analyzer:
                         pos=pos,
                         person=tags[1] == "固有名詞" and tags[2] == "人名",
                         unknown=m.is_oov(),
+                        synonyms=tuple(m.synonym_group_ids()),
                     )
                 )
         return tuple(morphs)
@@ -152,6 +154,17 @@ class Analyzer:
     def content_terms(self, text: str) -> list[str]:
         """Normalized forms of content words: the lexical-matching vocabulary."""
         return [m.normalized for m in self.analyze(text) if m.is_content]
+
+    def synonym_terms(self, text: str) -> list[str]:
+        """Content terms plus a token per Sudachi synonym group ("≡21673" for both 転居 and
+        引っ越す), so BM25 matches a resident's word against the entry's synonym of it. The group ids
+        ship inside SudachiDict; the group contents (chikkarpy) would need a download at install."""
+        terms = []
+        for m in self.analyze(text):
+            if m.is_content:
+                terms.append(m.normalized)
+                terms += [f"≡{g}" for g in m.synonyms]
+        return terms
 
     def reading(self, text: str) -> str:
         """Katakana reading of the whole text (symbols dropped), for kana-only matching."""

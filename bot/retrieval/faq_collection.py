@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.japanese import sentences
 from bot.retrieval.documents import Document, View
 from bot.retrieval.encoders import Encoder
-from bot.retrieval.index import Retriever, build_index
+from bot.retrieval.index import DENSE_FIELDS, FIELD_CHANNELS, Retriever, build_index
 
 
 def parse_entry(raw: str) -> tuple[str, str]:
@@ -47,6 +47,13 @@ def documents_from_faq(corpus: dict[str, str]) -> list[Document]:
     return docs
 
 
+def faq_fields(encoders: list[Encoder]) -> tuple[str, ...]:
+    """Channels an FAQ collection adds to the knowledge index's (see FIELD_CHANNELS): each encoder's
+    question-view and passage-view cosines apart, words expanded by Sudachi synonym groups, character
+    bigrams, and BM25 over the question alone. Their weights are settings.faq_retrieval_weights."""
+    return (*FIELD_CHANNELS, *(f"{e.name}:{field}" for e in encoders for field in DENSE_FIELDS))
+
+
 def faq_retriever(
     corpus_path: Path, encoders: list[Encoder], var_dir: Path, weights: dict[str, float] | None = None
 ) -> Retriever:
@@ -61,4 +68,4 @@ def faq_retriever(
         build_index(
             documents_from_faq(corpus), encoders, index_dir, cache_dir=var_dir / "cache", show_progress=True
         )
-    return Retriever(index_dir, encoders, weights)
+    return Retriever(index_dir, encoders, weights, fields=faq_fields(encoders))

@@ -4,6 +4,7 @@ Channels, each z-scored over the documents and fused with weights:
 - one dense channel per encoder (a document scores by its best view);
 - BM25 over Sudachi normalized forms of content words;
 - BM25 over character bigrams of katakana readings, so kana-only input meets kanji entries.
+FAQ collections may add field channels (FIELD_CHANNELS, opt-in; the knowledge index has none).
 Embeddings are cached by content hash, so a rebuild re-embeds only changed texts.
 """
 
@@ -181,6 +182,49 @@ def reading_bigrams(text: str) -> list[str]:
     return [reading[i : i + 2] for i in range(max(0, len(reading) - 1))]
 
 
+def char_bigrams(text: str) -> list[str]:
+    """Character bigrams of the letters (NFKC, punctuation and spaces dropped): they match where
+    Sudachi cuts a compound differently in the query and in the entry."""
+    letters = "".join(c for c in nfkc(text) if c.isalnum())
+    return [letters[i : i + 2] for i in range(max(0, len(letters) - 1))]
+
+
+# Extra channels a Retriever may be asked for (FAQ collections): BM25 over the question views only
+# (query-question similarity is the strongest lexical signal on FAQ data), over character bigrams
+# of the questions or of every view, over terms expanded with Sudachi synonym groups, and each
+# encoder's best cosine among question views ("<encoder>:question") or passage views
+# ("<encoder>:passage"). They weigh 0 unless the weights name them.
+FIELD_CHANNELS = ("question_terms", "question_chars", "chars", "synonyms")
+DENSE_FIELDS = {"question": "query", "passage": "passage"}  # channel suffix → view role
+
+
+def _question_text(doc: Document) -> str:
+    return "\n".join(v.text for v in doc.views if v.role == "query")
+
+
+def _field_tokens(name: str, doc: Document) -> list[str]:
+    """One document's tokens for a field channel."""
+    analyzer = default_analyzer()
+    if name == "question_terms":
+        return analyzer.content_terms(_question_text(doc))
+    if name == "question_chars":
+        return char_bigrams(_question_text(doc))
+    if name == "chars":
+        return [g for v in doc.views for g in char_bigrams(v.text)]
+    if name == "synonyms":
+        return [t for v in doc.views for t in analyzer.synonym_terms(v.text)]
+    raise ValueError(f"unknown field channel {name!r} (one of {FIELD_CHANNELS})")
+
+
+def _query_tokens(name: str, query: str) -> list[str]:
+    analyzer = default_analyzer()
+    if name == "question_terms":
+        return analyzer.content_terms(query)
+    if name in ("question_chars", "chars"):
+        return char_bigrams(query)
+    return analyzer.synonym_terms(query)
+
+
 def lexical_fields(doc: Document) -> tuple[list[str], list[str]]:
     analyzer = default_analyzer()
     terms = [t for v in doc.views for t in analyzer.content_terms(v.text)]
@@ -288,12 +332,19 @@ class Retriever:
         lexical: bool = True,
         query_cache: int = 4096,
         answer_model: AnswerModel | None = None,
+        fields: Sequence[str] = (),
     ):
         self.index_dir = index_dir
         self.encoders = {e.name: e for e in encoders}
         self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         self.answer_model = answer_model  # re-scores the first candidates (Kawasaki knowledge only)
         self.lexical = lexical  # False: dense channels only (to compare methods; no Sudachi per query)
+        # Extra channels (FIELD_CHANNELS, "<encoder>:question|passage"); none for the knowledge index.
+        self.fields = tuple(fields)
+        for name in self.fields:
+            enc, _, role = name.partition(":")
+            if name not in FIELD_CHANNELS and not (enc in self.encoders and role in DENSE_FIELDS):
+                raise ValueError(f"unknown field channel {name!r}")
         # Residents ask the same questions again and again: keep their embeddings (per encoder).
         self._embed_query = functools.lru_cache(maxsize=query_cache)(self._embed_query_uncached)
         self._lock = threading.Lock()
@@ -317,7 +368,16 @@ class Retriever:
         term_sets = [frozenset(t) for t in payload["terms"]]
         term_df = Counter(t for terms in term_sets for t in terms)
         reading_sets = [frozenset(r) for r in payload["readings"]]
+        # Field channels are derived from the stored documents at load (a second or two of Sudachi
+        # for a few thousand entries), so an index built without them serves them as well.
+        field_bm25 = {
+            name: _bm25([_field_tokens(name, d) or ["∅"] for d in docs])
+            for name in self.fields
+            if name in FIELD_CHANNELS
+        }
+        view_roles = np.array([v.role for d in docs for v in d.views])
         with self._lock:
+            self._field_bm25, self._view_roles = field_bm25, view_roles
             self._term_sets, self._reading_sets, self._term_df = term_sets, reading_sets, term_df
             self.docs, self.view_doc = docs, np.array(payload["view_doc"])
             self._faiss, self._terms, self._readings = faiss_indexes, terms_bm25, readings_bm25
@@ -342,9 +402,11 @@ class Retriever:
         """Hits and misses of the query-embedding cache."""
         return self._embed_query.cache_info()
 
-    def _dense(self, name: str, query: str) -> np.ndarray:
-        """Each document's best view cosine. A large index is searched for its nearest views only;
-        documents without one among them get the lowest cosine found (they cannot rank high)."""
+    def _dense(self, name: str, query: str, roles: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Each document's best view cosine (under the encoder's name) and, for each of `roles`,
+        its best among views of that role (under "<name>:<role>"). A large index is searched for its
+        nearest views only; documents without one among them get the lowest cosine found (they
+        cannot rank high)."""
         qv = self._embed_query(name, query)
         index = self._faiss[name]
         sims, ids = index.search(qv, min(index.ntotal, DENSE_CANDIDATES))
@@ -353,20 +415,32 @@ class Retriever:
         floor = float(sims.min()) if len(sims) and index.ntotal > DENSE_CANDIDATES else -1.0
         doc_scores = np.full(len(self.docs), floor, dtype=np.float32)
         np.maximum.at(doc_scores, self.view_doc[ids], sims)
-        return doc_scores
+        out = {name: doc_scores}
+        for role in roles:
+            keep = self._view_roles[ids] == DENSE_FIELDS[role]
+            role_scores = np.full(len(self.docs), floor, dtype=np.float32)
+            np.maximum.at(role_scores, self.view_doc[ids[keep]], sims[keep])
+            out[f"{name}:{role}"] = role_scores
+        return out
 
     def channels(self, query: str, places: Sequence[str] = ()) -> Channels:
         """Raw per-document scores of every channel for one query. Place names are left out of
         what the encoders see (they dilute the topic) but still count for the words channel."""
         analyzer = default_analyzer()
         dense_text = _dense_text(query, places)
-        scores: dict[str, np.ndarray] = {name: self._dense(name, dense_text) for name in self.encoders}
+        scores: dict[str, np.ndarray] = {}
+        for name in self.encoders:
+            roles = [f.partition(":")[2] for f in self.fields if f.partition(":")[0] == name]
+            scores.update(self._dense(name, dense_text, roles))
         if not self.lexical:
             return Channels(scores, [], [], latin=is_mostly_latin(query), dense_only=True)
         terms = analyzer.content_terms(query)
         scores["terms"] = self._terms.get_scores(terms) if terms else np.zeros(len(self.docs))
         grams = reading_bigrams(query)
         scores["readings"] = self._readings.get_scores(grams) if grams else np.zeros(len(self.docs))
+        for name, bm25 in self._field_bm25.items():
+            tokens = _query_tokens(name, query)
+            scores[name] = bm25.get_scores(tokens) if tokens else np.zeros(len(self.docs))
         return Channels(scores, terms, grams, kana_only=is_kana_only(query), latin=is_mostly_latin(query))
 
     def in_scope(self, query: str, places: Sequence[str] = ()) -> float | None:
@@ -385,7 +459,8 @@ class Retriever:
         weights = {**self.weights, **(weights or {})}
         fused = np.zeros(len(self.docs))
         for name, scores in channels.scores.items():
-            weight = weights.get(name, weights["dense"])
+            # "dense" stands in for unnamed encoders only; an unnamed field channel weighs 0
+            weight = weights.get(name, weights["dense"] if name in self.encoders else 0.0)
             if channels.kana_only and name == "readings":
                 weight += weights["kana_readings"]
             elif channels.kana_only and name == "terms":
