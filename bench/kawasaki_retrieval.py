@@ -23,6 +23,7 @@ import numpy as np
 from bench.figures import percentile, print_rows
 from bot.knowledge import load_knowledge
 from bot.places import Gazetteer
+from bot.retrieval.answer_model import load_answer_model
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import Retriever
 from bot.settings import ROOT, get_settings
@@ -103,6 +104,9 @@ def compare() -> dict[str, dict[str, float]]:
     if len(encoders) > 1:
         methods["dense_all"] = Retriever(index, encoders, lexical=False, query_cache=0)
     methods["hybrid"] = Retriever(index, encoders, weights, query_cache=0)
+    model = load_answer_model(encoders=[e.name for e in encoders])
+    if model:  # what the bot runs: the first ten re-ranked by the answer model
+        methods["hybrid+model"] = Retriever(index, encoders, weights, query_cache=0, answer_model=model)
     return {name: measure(r, rows, places_of) for name, r in methods.items()}
 
 
