@@ -73,7 +73,8 @@ class Settings:
     # ... and only when the two are also this close in the fused ranking score (z-score units). On
     # the tune part with the catalogue drafts loaded (237 questions), a gap of 0.5 / 1 / 2 / 3 gave
     # top-1 0.899 / 0.895 / 0.890 / 0.878 and confidently wrong 0.063 / 0.055 / 0.046 / 0.038: a
-    # wrong office costs more than a choice, so 3 (on the live knowledge all four give 0.978 / 0.017).
+    # wrong office costs more than a choice, so 3. These two apply only where the answer model did
+    # not rank (kana-only questions); elsewhere rival_share decides.
     answer_rank_gap: float = field(default_factory=lambda: float(_env("CONCIERGE_ANSWER_RANK_GAP", "3")))
     retrieval_top_k: int = 5
     # Query embeddings remembered per encoder (residents repeat questions); 0 turns it off.
