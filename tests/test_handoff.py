@@ -68,19 +68,20 @@ def test_resident_can_leave_the_handoff(stack):
 def test_paraphrases_from_one_ward_make_one_regional_issue(stack):
     for n, text in enumerate(
         [
-            "近所の空き家が放置されていて危ない",
-            "空き家の草が伸び放題で困っています",
-            "隣の空き家が崩れそうで怖い",
+            # topics the catalogue lacks (its 空き家 questions are answered now, wrongly: issue 13)
+            "マンホールのふたの模様について知りたい",
+            "マンホールの蓋のデザインの由来を教えて",
+            "マンホールのふたの絵柄について知りたい",
         ]
     ):
         reply = _say(stack, f"issue-{n}", f"多摩区に住んでいます。{text}")
         assert any(m.get("custom", {}).get("unresolved") for m in reply), _texts(reply)
-    _say(stack, "issue-x", "多摩区です。公園で夜中に騒ぐ人がいてうるさい")
+    _say(stack, "issue-x", "多摩区です。商店街のシャッターが閉まったままの店が増えて寂しい")
     issues = [
         json.loads(line) for line in _cli(stack, "regional-issues", "--ward", "多摩区", "--json").splitlines()
     ]
     assert [i["count"] for i in issues] == [3, 1]
-    assert "空き家" in issues[0]["label"]
+    assert "マンホール" in issues[0]["label"]
 
 
 def test_personal_data_is_masked_everywhere(stack):
@@ -130,5 +131,5 @@ def test_sensitive_topic_gives_the_specialist_contact_first(stack):
 def test_two_failures_in_a_row_offer_a_person(stack):
     first = _texts(_say(stack, "miss-1", "川崎区です。マンホールのふたの模様について知りたい"))
     assert "職員がご相談を承ります" not in first
-    second = _say(stack, "miss-1", "近所の空き地の雑草の所有者を知りたい")
+    second = _say(stack, "miss-1", "商店街のシャッターが閉まったままの店が増えて寂しい")
     assert "職員がご相談を承ります" in _texts(second)
