@@ -19,6 +19,7 @@ from bot.knowledge.model import PolicyChunk, SensitiveTopic
 from bot.places import Gazetteer, PlaceMatch
 from bot.policy_facts import asked_for, best_sentence, holds_asked_fact
 from bot.regional_issues import RegionalIssues
+from bot.retrieval.answer_model import names_in
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.maintenance import UNUSABLE, load_or_rebuild
 from bot.settings import Settings, get_settings
@@ -117,8 +118,7 @@ class Concierge:
         """Whether the question names the best entry (its name or an alias): then it is asked.
         Short questions (「マイナカードの交付」) are where the scope classifier errs most; on the
         tune part, without this exception top-1 fell 0.945 → 0.928 (4 more abstentions)."""
-        text = nfkc(query).lower()
-        return bool(hits) and any(len(n) >= 2 and nfkc(n).lower() in text for n in hits[0].doc.names)
+        return bool(hits) and bool(names_in(query, hits[0].doc.names))
 
     def _policy_fact_for(self, query: str, places: list[str]) -> PolicyChunk | None:
         """For a question asking for a date, a figure or a body (いつ・何人・誰): the confident

@@ -45,6 +45,12 @@ def feature_names(encoders: Sequence[str]) -> list[str]:
     ]
 
 
+def names_in(query: str, names: Sequence[str]) -> list[str]:
+    """The entry names and aliases (two characters or more) a question says, compared on NFKC."""
+    text = nfkc(query).lower()
+    return [n for n in names if len(n) >= 2 and nfkc(n).lower() in text]
+
+
 @dataclass(frozen=True)
 class CandidateContext:
     """What the features of one query's candidates are computed from (one search's channels)."""
@@ -73,7 +79,7 @@ def candidate_features(
     encoders: Sequence[str],
 ) -> np.ndarray:
     """One row per candidate (in fused order), columns as in `feature_names(encoders)`."""
-    query = nfkc(ctx.query).lower()
+    query = nfkc(ctx.query).lower()  # for the share of the question a matched name makes
     fused = [float(ctx.fused[i]) for i in candidates]
     best_cos = {n: max(float(ctx.scores[n][i]) for i in candidates) for n in encoders}
     rows = []
@@ -83,7 +89,7 @@ def candidate_features(
         for name in encoders:
             cos = float(ctx.scores[name][i])
             dense += [cos, cos - best_cos[name]]
-        matched = [n for n in names[pos] if len(n) >= 2 and nfkc(n).lower() in query]
+        matched = names_in(ctx.query, names[pos])
         share = max((len(nfkc(n)) for n in matched), default=0) / max(1, len(query))
         rows.append(
             [

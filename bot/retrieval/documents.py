@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from bot.japanese import sentences
 from bot.knowledge import KnowledgeBase
+from bot.knowledge.model import Referral, Service
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class Document:
         )
 
 
+def _names(entry: Service | Referral) -> tuple[str, ...]:
+    """What a resident may call an entry: its name and aliases, in Japanese and in English."""
+    english = (entry.name_en, *entry.aliases_en) if entry.name_en else ()
+    return (entry.name, *entry.aliases, *english)
+
+
 def documents_from(kb: KnowledgeBase) -> list[Document]:
     docs: list[Document] = []
     for s in kb.services.values():
@@ -57,16 +64,14 @@ def documents_from(kb: KnowledgeBase) -> list[Document]:
         if s.note:
             desc += s.note
         views.append(View(desc, "passage"))
-        names = (s.name, *s.aliases, *((s.name_en, *s.aliases_en) if s.name_en else ()))
-        docs.append(Document(f"service:{s.id}", "service", s.name, tuple(views), names))
+        docs.append(Document(f"service:{s.id}", "service", s.name, tuple(views), _names(s)))
     for r in kb.referrals.values():
         views = [View(" ".join((r.name, *r.aliases)), "query")]
         views += [View(q, "query") for q in r.questions]
         if r.name_en:
             views.append(View(", ".join((r.name_en, *r.aliases_en)), "query"))
         views.append(View(f"{r.name}。{r.handled_by}が扱います。{r.where}", "passage"))
-        names = (r.name, *r.aliases, *((r.name_en, *r.aliases_en) if r.name_en else ()))
-        docs.append(Document(f"referral:{r.id}", "referral", r.name, tuple(views), names))
+        docs.append(Document(f"referral:{r.id}", "referral", r.name, tuple(views), _names(r)))
     for f in kb.faqs.values():
         views = [View(q, "query") for q in f.questions] + [View(f.answer, "passage")]
         docs.append(Document(f"faq:{f.id}", "faq", f.questions[0], tuple(views)))
