@@ -302,10 +302,17 @@ class Channels:
 
 @dataclass(frozen=True)
 class Candidates:
+    """The first documents of one search, and what the answer model's features are made of."""
+
+    query: str
     indexes: list[int]  # documents, best fused score first
     hits: list[Hit]
     channels: Channels
-    context: CandidateContext
+    fused: np.ndarray  # per document
+    terms: list[str]  # the question's content terms, place names left out
+    n_grams: int  # its distinct reading bigrams, place names left out
+    term_cov: list[float]  # per candidate
+    reading_cov: list[float]  # per candidate
 
 
 def _dense_text(query: str, places: Sequence[str]) -> str:
@@ -316,7 +323,7 @@ def _dense_text(query: str, places: Sequence[str]) -> str:
     return text
 
 
-def _zscore(scores: np.ndarray) -> np.ndarray:
+def zscore(scores: np.ndarray) -> np.ndarray:
     std = scores.std()
     return (scores - scores.mean()) / std if std > 1e-9 else np.zeros_like(scores)
 
@@ -466,7 +473,7 @@ class Retriever:
             elif channels.kana_only and name == "terms":
                 weight = weights["kana_terms"]
             if weight:
-                fused += weight * _zscore(np.asarray(scores, dtype=np.float64))
+                fused += weight * zscore(np.asarray(scores, dtype=np.float64))
         return fused
 
     def search(
@@ -502,10 +509,6 @@ class Retriever:
             if not kinds or self.docs[i].kind in kinds
         ][:k]
         term_cov = [_coverage(terms, self._term_sets[i]) for i in ranked]
-        idf = {t: math.log((len(self.docs) + 1) / (self._term_df.get(t, 0) + 1)) for t in set(terms)}
-        uncovered_idf = [
-            max((idf[t] for t in idf if t not in self._term_sets[i]), default=0.0) for i in ranked
-        ]
         reading_cov = [_coverage(grams, self._reading_sets[i]) for i in ranked]
         hits = []
         for pos, i in enumerate(ranked):
@@ -515,31 +518,32 @@ class Retriever:
                 dense_only=channels.latin or channels.dense_only,
             )  # fmt: skip
             hits.append(Hit(self.docs[i], float(fused[i]), confidence, scores))
-        context = CandidateContext(
-            query=query,
-            fused=fused,
-            scores=channels.scores,
-            zscores={n: _zscore(np.asarray(channels.scores[n], np.float64)) for n in ("terms", "readings")}
-            if not channels.dense_only
-            else {},
-            term_cov=term_cov,
-            reading_cov=reading_cov,
-            n_terms=len(set(terms)),
-            uncovered_idf=uncovered_idf,
-            unknown_share=sum(t not in self._term_df for t in idf) / max(1, len(idf)),
-            n_grams=len(set(grams)),
-            latin=channels.latin,
-            kana_only=channels.kana_only,
-        )
-        return Candidates(ranked, hits, channels, context)
+        return Candidates(query, ranked, hits, channels, fused, terms, len(set(grams)), term_cov, reading_cov)
 
     def features(self, found: Candidates) -> np.ndarray:
-        """The answer model's features of each candidate (one row each, in fused order)."""
+        """The answer model's features of each candidate (one row each, in fused order); computed
+        only when a model will read them."""
+        scores = found.channels.scores
+        idf = {t: math.log((len(self.docs) + 1) / (self._term_df.get(t, 0) + 1)) for t in set(found.terms)}
+        context = CandidateContext(
+            query=found.query,
+            fused=found.fused,
+            scores=scores,
+            zscores={n: zscore(np.asarray(scores[n], np.float64)) for n in ("terms", "readings")},
+            term_cov=found.term_cov,
+            reading_cov=found.reading_cov,
+            n_terms=len(idf),
+            uncovered_idf=[
+                max((w for t, w in idf.items() if t not in self._term_sets[i]), default=0.0)
+                for i in found.indexes
+            ],
+            unknown_share=sum(t not in self._term_df for t in idf) / max(1, len(idf)),
+            n_grams=found.n_grams,
+            latin=found.channels.latin,
+            kana_only=found.channels.kana_only,
+        )
         return candidate_features(
-            found.context,
-            found.indexes,
-            [self.docs[i].names for i in found.indexes],
-            list(self.encoders),
+            context, found.indexes, [self.docs[i].names for i in found.indexes], list(self.encoders)
         )
 
     def _confidence(
