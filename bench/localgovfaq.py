@@ -22,6 +22,7 @@ import numpy as np
 
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.faq_collection import faq_retriever
+from bot.retrieval.index import zscore
 from bot.settings import ROOT, get_settings
 
 DATA = ROOT.parent / "shared" / "benchmarks" / "localgovfaq"
@@ -56,11 +57,7 @@ LEARN_POOL, LEARN_FOLDS, LEARN_C = 50, 5, 1.0
 
 def _zscores(ch, names: list[str]) -> np.ndarray:
     """(documents, channels): each channel z-scored over the documents, as Retriever.fuse does."""
-    cols = []
-    for n in names:
-        s = np.asarray(ch.scores[n], dtype=np.float64)
-        cols.append((s - s.mean()) / s.std() if s.std() > 1e-9 else np.zeros_like(s))
-    return np.stack(cols, axis=1)
+    return np.stack([zscore(np.asarray(ch.scores[n], dtype=np.float64)) for n in names], axis=1)
 
 
 def fit_pairwise(feats: list[np.ndarray], labels: list[np.ndarray]) -> np.ndarray:
