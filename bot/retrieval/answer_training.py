@@ -3,8 +3,9 @@
 No dev question is used: the team's dev set stays a measurement. For each of FOLDS folds an
 index is built without some of the entries' question wordings (they become questions whose
 answer is still in the knowledge) and without some whole entries (their wordings become
-questions whose answer is not there: what the bot must not answer confidently). Embeddings come
-from the build cache, so a fold costs BM25, FAISS and one embedding per question.
+questions whose answer is not there: what the bot must not answer confidently). Every wording was
+embedded by the knowledge build already, so questions take their vectors from its cache and a
+fold costs BM25 and FAISS.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import random
 import tempfile
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,6 @@ class Rows:
     features: list[np.ndarray]
     labels: list[np.ndarray]
     queries: list[tuple[int, str, str | None]]  # (fold, question, expected document or None)
-    candidates: list[list[str]] = field(default_factory=list)  # document ids, per question
 
 
 class _CachedEncoder:
@@ -74,23 +74,18 @@ def _held_views(doc: Document) -> list[int]:
     """The views that are a resident's wording (not the entry's name line or its English names)."""
     first = 1 if doc.names else 0
     english = {", ".join(doc.names[i:]) for i in range(len(doc.names))}
-    return [
-        i
-        for i, v in enumerate(doc.views)
-        if i >= first and v.role == "query" and v.text not in english
-    ]
+    return [i for i, v in enumerate(doc.views) if i >= first and v.role == "query" and v.text not in english]
 
 
 def fold_of(text: str) -> int:
     return zlib.crc32(text.encode()) % FOLDS
 
 
-def collect(settings: Settings, encoders: list[Encoder], seed: int = 13) -> Rows:
-    """Feature rows and labels of every held-out wording, fold by fold."""
-    docs = documents_from(load_knowledge(settings.knowledge_dir))
-    negatives = out_of_scope_questions(settings.knowledge_dir)
-    caches = [EmbeddingCache(settings.cache_dir / f"{e.name}.npz") for e in encoders]
-    cached = [_CachedEncoder(e, c) for e, c in zip(encoders, caches, strict=True)]
+def collect(
+    settings: Settings, docs: list[Document], negatives: list[str], encoders: list[Encoder], seed: int = 13
+) -> Rows:
+    """Feature rows and labels of every held-out wording, fold by fold (`encoders` should take
+    their vectors from the build cache: see calibrate)."""
     askable = [d for d in docs if d.kind in ASKABLE]
     random.Random(seed).shuffle(askable)
     per_fold = round(len(askable) * LEFT_OUT)
@@ -111,15 +106,12 @@ def collect(settings: Settings, encoders: list[Encoder], seed: int = 13) -> Rows
             kept.append(replace(doc, views=tuple(v for i, v in enumerate(doc.views) if i not in out)))
         with tempfile.TemporaryDirectory() as tmp:
             build_index(kept, encoders, Path(tmp), settings.cache_dir)
-            retriever = Retriever(Path(tmp), cached, settings.retrieval_weights)
+            retriever = Retriever(Path(tmp), encoders, settings.retrieval_weights)
             for question, expected in asked:
                 found = retriever.candidates(question, CANDIDATES)
                 rows.features.append(retriever.features(found))
                 rows.labels.append(np.array([float(h.doc.id == expected) for h in found.hits]))
                 rows.queries.append((fold, question, expected))
-                rows.candidates.append([h.doc.id for h in found.hits])
-    for cache in caches:
-        cache.save()
     return rows
 
 
@@ -175,20 +167,17 @@ def cross_validated(rows: Rows, encoders: list[str], thresholds: list[float]) ->
     return {t: {k: round(float(np.mean([r[k] for r in rs])), 3) for k in rs[0]} for t, rs in totals.items()}
 
 
-def scope_examples(settings: Settings, encoders: list[Encoder]) -> tuple[np.ndarray, np.ndarray]:
+def scope_examples(
+    docs: list[Document], negatives: list[str], encoders: list[Encoder]
+) -> tuple[np.ndarray, np.ndarray]:
     """Question vectors (the encoders' side by side) and labels for the scope classifier: the
     entries' wordings, names and aliases (both languages) are questions for a public office; the
     out-of-scope list is not."""
-    docs = documents_from(load_knowledge(settings.knowledge_dir))
     inside = [d.views[i].text for d in docs if d.kind in ASKABLE for i in _held_views(d)]
     inside += sorted({name for d in docs for name in d.names})
-    outside = out_of_scope_questions(settings.knowledge_dir)
-    caches = [EmbeddingCache(settings.cache_dir / f"{e.name}.npz") for e in encoders]
-    texts = [nfkc(t) for t in inside + outside]
-    vectors = np.hstack([c.embed(e, texts, "query") for e, c in zip(encoders, caches, strict=True)])
-    for cache in caches:
-        cache.save()
-    return vectors, np.array([1.0] * len(inside) + [0.0] * len(outside))
+    texts = [nfkc(t) for t in inside + negatives]
+    vectors = np.hstack([e.encode(texts, "query") for e in encoders])
+    return vectors, np.array([1.0] * len(inside) + [0.0] * len(negatives))
 
 
 def fit_scope(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float, dict]:
@@ -214,8 +203,14 @@ def fit_scope(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, floa
 
 def calibrate(settings: Settings, encoders: list[Encoder], model_path: Path = MODEL_PATH) -> str:
     """Collect, cross-validate, fit on everything and write the model; returns the report."""
-    scope_coef, scope_intercept, scope_figures = fit_scope(*scope_examples(settings, encoders))
-    rows = collect(settings, encoders)
+    docs = documents_from(load_knowledge(settings.knowledge_dir))
+    negatives = out_of_scope_questions(settings.knowledge_dir)
+    caches = [EmbeddingCache(settings.cache_dir / f"{e.name}.npz") for e in encoders]
+    cached: list[Encoder] = [_CachedEncoder(e, c) for e, c in zip(encoders, caches, strict=True)]
+    scope_coef, scope_intercept, scope_figures = fit_scope(*scope_examples(docs, negatives, cached))
+    rows = collect(settings, docs, negatives, cached)
+    for cache in caches:  # keep what was embedded here (the normalized scope examples)
+        cache.save()
     names = [e.name for e in encoders]
     thresholds = [0.2, 0.3, 0.4, 0.5, 0.6]
     figures = cross_validated(rows, names, thresholds)
