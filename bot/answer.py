@@ -90,6 +90,14 @@ class Answer:
         }
 
 
+@dataclass(frozen=True)
+class PolicyQuote:
+    """The sentence of a policy chunk (with its neighbour when short) that answers a question."""
+
+    chunk: PolicyChunk
+    sentence: str
+
+
 def _excerpt(text: str) -> str:
     return text if len(text) <= POLICY_EXCERPT_CHARS else text[:POLICY_EXCERPT_CHARS] + "…"
 
@@ -113,8 +121,10 @@ class AnswerComposer:
         intent: str | None = None,
         lang: str = "ja",
         question: str = "",
-        policy_fact: PolicyChunk | None = None,
+        policy_quote: PolicyQuote | None = None,
     ) -> Answer:
+        """The reply for the best entry; `policy_quote` is the policy sentence that answers the question
+        (the policy chunk's own, or a fact to add to an FAQ or a service)."""
         p = PHRASES[lang]
         if hit is None or hit.confidence < self.min_confidence:
             return self.unresolved(ward, hit.confidence if hit else 0.0, lang)
@@ -127,23 +137,37 @@ class AnswerComposer:
             answer = self.office(self.kb.offices[ref], lang)
         elif kind == "faq":
             answer = self.faq(self.kb.faqs[ref], ward, lang)
-            if policy_fact is not None:  # the FAQ summarises; the policy sentence holds the asked fact
-                answer.text += "\n" + self._policy_quote(policy_fact, question, lang)
-                answer.sources.append(policy_fact.source)
         else:
             chunk = self.kb.policy[ref]
-            text = self._policy_quote(chunk, question, lang)
-            answer = Answer(text=text, sources=[chunk.source])
+            if policy_quote is None or policy_quote.chunk.id != chunk.id:
+                sentence = best_sentence(question, chunk.text) if question else chunk.text
+                policy_quote = PolicyQuote(chunk, sentence)
+            answer = self.policy(policy_quote, lang)
+        if policy_quote is not None and kind != "policy":
+            # the entry says where or what; the policy sentence holds the asked date or figure
+            answer.text += "\n" + self._policy_quote(policy_quote, lang)
+            answer.sources.append(policy_quote.chunk.source)
         answer.confidence, answer.entry = hit.confidence, hit.doc.id
         answer.ward = answer.ward or ward
         answer.text += "\n" + _source_line(answer.sources, p)
         return answer
 
+    def policy(self, quote: PolicyQuote, lang: str = "ja", confidence: float | None = None) -> Answer:
+        """A sentence of the reform policy, quoted with its chapter (the source line is added by
+        compose, or here when a `confidence` says the quote is the whole reply)."""
+        answer = Answer(text=self._policy_quote(quote, lang), sources=[quote.chunk.source])
+        if confidence is not None:
+            answer.confidence, answer.entry = confidence, f"policy:{quote.chunk.id}"
+            answer.text += "\n" + _source_line(answer.sources, PHRASES[lang])
+        return answer
+
     @staticmethod
-    def _policy_quote(chunk: PolicyChunk, question: str, lang: str) -> str:
+    def _policy_quote(quote: PolicyQuote, lang: str) -> str:
         """The sentence that answers the question (not the chunk's opening), with its citation."""
-        excerpt = _excerpt(best_sentence(question, chunk.text) if question else chunk.text)
-        return PHRASES[lang]["policy"].format(cite=chunk.cite, heading=chunk.heading, excerpt=excerpt)
+        chunk = quote.chunk
+        return PHRASES[lang]["policy"].format(
+            cite=chunk.cite, heading=chunk.heading, excerpt=_excerpt(quote.sentence)
+        )
 
     def uncertain(self, hits: list[Hit], ward: str | None, lang: str = "ja") -> Answer:
         """Several entries are about equally likely and lead to different places: name them

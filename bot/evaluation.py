@@ -16,6 +16,7 @@ figures are reported for both parts.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -127,10 +128,12 @@ def judge(concierge: Concierge, item: dict, k: int = 10) -> tuple[str, bool, flo
     if answer.unresolved:
         return "abstained", False, rr, got
     if item.get("fact"):  # a policy fact: the reply must quote it, from whichever chunk holds it
-        right = nfkc(item["fact"]) in nfkc(answer.text)
+        right = _compact(item["fact"]) in _compact(answer.text)
         return ("right" if right else "wrong"), answer.entry == item["entry"], rr, got
-    if _names_contribution(concierge, answer.entry, item["entry"]):
-        return "right", False, rr, got
+    if _names_contribution(concierge, answer.entry, item["entry"]) or _same_body(
+        concierge, answer.entry, item["entry"]
+    ):
+        return "right", answer.entry == item["entry"], rr, got
     counter, office = _expected(concierge, item["entry"], item.get("ward"))
     # Right when the expected entry answered, or, for a procedure, when the answer (e.g. a
     # related FAQ) names the same counter and office: that is what the resident needs.
@@ -148,6 +151,22 @@ def _names_contribution(concierge: Concierge, got: str | None, expected: str) ->
         return False
     referral = concierge.kb.referrals.get(got.split(":", 1)[1])
     return referral is not None and expected.split(":", 1)[1] in referral.services
+
+
+def _compact(text: str) -> str:
+    """NFKC without spaces, 「H26」 read as 「平成26」: the policy's tables abbreviate the era and the
+    import left spaces inside dates (「平成 19 年」); an FAQ that says 「平成19年」 holds the same fact."""
+    return re.sub(r"[Hh](\d{1,2})(?=年)", r"平成\1", "".join(nfkc(text).split()))
+
+
+def _same_body(concierge: Concierge, got: str | None, expected: str) -> bool:
+    """A referral to the body the expected referral names is right: 下水道の使用料 sends the
+    resident to 上下水道局 whether the water-supply or the sewer entry says so."""
+    referrals = concierge.kb.referrals
+    if not got or not got.startswith("referral:") or not expected.startswith("referral:"):
+        return False
+    a, b = referrals.get(got.split(":", 1)[1]), referrals.get(expected.split(":", 1)[1])
+    return a is not None and b is not None and a.handled_by == b.handled_by
 
 
 def load_questions(path: Path) -> list[dict]:

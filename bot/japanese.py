@@ -10,6 +10,7 @@ Sudachi does not normalise to 住民票).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 import unicodedata
@@ -193,6 +194,16 @@ def sentences(text: str) -> list[str]:
     """The sentences of a text: split after a 。 outside brackets (「…といいます。」 inside
     parentheses ends no sentence), with the import's line breaks inside a sentence (PDF lines that
     cut 「活用」 in two) joined again."""
+    if "\t" in text:  # a table: each row (「南部地区\t平成 27 年 9 月 19 日…\t44 名」) is one fact
+        parts: list[str] = []
+        for is_row, block in itertools.groupby(text.split("\n"), key=lambda line: "\t" in line):
+            lines = list(block)
+            if is_row:
+                rows = (" ".join(line.split()) for line in lines)  # a short row: a header
+                parts += [row for row in rows if len(row) >= MIN_SENTENCE_CHARS]
+            else:  # a short line between rows is a sub-heading
+                parts += [p for p in sentences("\n".join(lines)) if len(p) >= MIN_SENTENCE_CHARS]
+        return parts
     joined = re.sub(r"\s*\n\s*", "", text)
     parts, start, depth = [], 0, 0
     for i, char in enumerate(joined):

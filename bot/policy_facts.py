@@ -10,10 +10,13 @@ role (誰・どこが).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bot.japanese import default_analyzer, nfkc, sentences
 
+# Weight of a sentence's cosine with the question against its share of the question's words
+# (tuned on the tune part of tests/dev/policy_facts.jsonl; see the note in issue 13).
+DENSE_WEIGHT = 1.0
 # A sentence this short quotes its neighbour too (「この取組により…」 needs what came before).
 SHORT_SENTENCE_CHARS = 30
 
@@ -21,13 +24,14 @@ SHORT_SENTENCE_CHARS = 30
 QUESTION_CUES: dict[str, tuple[str, ...]] = {
     "date": ("いつ", "何年", "何月", "何日", "時期", "年度", "when", "what year"),
     "figure": ("何%", "何パーセント", "割合", "何割", "何人", "何か所", "何箇所", "何カ所", "いくつ",
-               "何件", "どのくらい", "どれくらい", "how many", "how much", "percent"),
+               "何件", "何回", "何度", "いくら", "何円", "金額", "どのくらい", "どれくらい",
+               "how many", "how much", "percent"),
     "body": ("誰", "だれ", "どこが", "どの組織", "どの部署", "どこの課", "どの課", "who", "which office"),
 }  # fmt: skip
 # What a sentence holds (knowledge text, not resident text).
 SENTENCE_HOLDS: dict[str, re.Pattern[str]] = {
     # the import left spaces inside dates and figures (「平成 19 年 10 月」)
-    "date": re.compile(r"(?:平成|令和|昭和) ?(?:\d{1,2}|元) ?年|\d{4} ?年|\d{1,2} ?年度|\d{1,2} ?月"),
+    "date": re.compile(r"(?:平成|令和|昭和|H) ?(?:\d{1,2}|元) ?年|\d{4} ?年|\d{1,2} ?年度|\d{1,2} ?[月日]"),
     "figure": re.compile(
         r"\d+(?:\.\d+)? ?(?:%|割|人|名|か所|箇所|カ所|ヶ所|件|区|館|課|万|億|倍|年間|か月|グループ)"
     ),
@@ -41,19 +45,29 @@ def asked_for(question: str) -> set[str]:
     return {kind for kind, cues in QUESTION_CUES.items() if any(cue in norm for cue in cues)}
 
 
-def best_sentence(question: str, text: str) -> str:
-    """The sentence (with its neighbour when it is short) that answers the question best."""
-    parts = sentences(text)
+def sentence_scores(question: str, text: str, cosines: Mapping[str, float] | None = None) -> list[float]:
+    """How well each of the text's sentences answers the question: the share of the question's
+    content words it holds, 0.5 for each kind of fact asked for that it holds (a date for いつ),
+    and DENSE_WEIGHT × its cosine with the question (the index's own sentence vectors), which
+    finds the sentence when the question paraphrases it."""
     analyzer = default_analyzer()
     wanted = asked_for(question)
     terms = set(analyzer.content_terms(question))
+    cosines = cosines or {}
 
     def score(sentence: str) -> float:
         overlap = len(terms & set(analyzer.content_terms(sentence))) / len(terms) if terms else 0.0
         holds = sum(1 for kind in wanted if SENTENCE_HOLDS[kind].search(nfkc(sentence)))
-        return overlap + 0.5 * holds
+        return overlap + 0.5 * holds + DENSE_WEIGHT * cosines.get(sentence, 0.0)
 
-    best = max(range(len(parts)), key=lambda i: (score(parts[i]), -i))
+    return [score(sentence) for sentence in sentences(text)]
+
+
+def best_sentence(question: str, text: str, cosines: Mapping[str, float] | None = None) -> str:
+    """The sentence (with its neighbour when it is short) that answers the question best."""
+    parts = sentences(text)
+    scores = sentence_scores(question, text, cosines)
+    best = max(range(len(parts)), key=lambda i: (scores[i], -i))
     return _with_neighbour(parts, best)
 
 

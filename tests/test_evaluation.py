@@ -29,3 +29,27 @@ def test_kinds_and_the_held_out_part_are_stable():
     assert parts == [part_of({"id": f"q{i}"}) for i in range(1000)]  # the same on every run
     assert 150 < parts.count("held-out") < 250  # about one in five
     assert part_of({"id": "q1", "split": "held-out"}) == "held-out"
+
+
+def test_a_fact_is_found_however_the_era_and_the_spaces_are_written():
+    from bot.evaluation import _compact
+
+    assert _compact("H26 年度") in _compact("（平成26年度に「区の課題即応事業費」を新設）")
+    assert _compact("平成 27 年 3 月") in _compact("平成27年3月に廃止されました")
+    assert _compact("H22年度") not in _compact("平成23年度に設置")
+
+
+def test_a_referral_to_the_same_body_is_right_and_to_another_is_not():
+    from bot.evaluation import _same_body
+    from bot.knowledge import load_knowledge
+    from bot.settings import ROOT
+
+    class KnowledgeOnly:  # the judge reads only the knowledge here
+        kb = load_knowledge(ROOT / "knowledge")
+
+    concierge = KnowledgeOnly()
+    water = [r.id for r in concierge.kb.referrals.values() if r.handled_by == "川崎市上下水道局"]
+    assert len(water) >= 2
+    assert _same_body(concierge, f"referral:{water[0]}", f"referral:{water[1]}")
+    assert not _same_body(concierge, "referral:passport", f"referral:{water[0]}")
+    assert not _same_body(concierge, "service:juminhyo", f"referral:{water[0]}")

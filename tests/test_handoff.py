@@ -68,7 +68,7 @@ def test_resident_can_leave_the_handoff(stack):
 def test_paraphrases_from_one_ward_make_one_regional_issue(stack):
     for n, text in enumerate(
         [
-            # topics the catalogue lacks (its 空き家 questions are answered now, wrongly: issue 13)
+            # a topic the knowledge lacks (空き家 and 騒音 have referrals now)
             "マンホールのふたの模様について知りたい",
             "マンホールの蓋のデザインの由来を教えて",
             "マンホールのふたの絵柄について知りたい",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.knowledge import load_knowledge
-from bot.policy_facts import asked_for, best_sentence, sentences
+from bot.policy_facts import asked_for, best_sentence, sentence_scores, sentences
 from bot.settings import ROOT
 
 TEXT = (
@@ -41,7 +41,7 @@ def test_every_policy_chunk_splits_into_sentences():
 
 
 def test_an_faq_summary_gets_the_policy_sentence_that_holds_the_asked_date():
-    from bot.answer import AnswerComposer
+    from bot.answer import AnswerComposer, PolicyQuote
     from bot.retrieval.documents import documents_from
     from bot.retrieval.index import Hit
 
@@ -50,9 +50,43 @@ def test_an_faq_summary_gets_the_policy_sentence_that_holds_the_asked_date():
     doc = next(d for d in documents_from(kb) if d.id == f"faq:{faq.id}")
     chunk = next(c for c in kb.policy.values() if "平成" in c.text)
     question = "それはいつからですか"
-    answer = AnswerComposer(kb, 0.5).compose(Hit(doc, 1.0, 0.9, {}), None, None, "ja", question, chunk)
+    quote = PolicyQuote(chunk, best_sentence(question, chunk.text))
+    answer = AnswerComposer(kb, 0.5).compose(Hit(doc, 1.0, 0.9, {}), None, None, "ja", question, quote)
     lines = answer.text.splitlines()
     assert lines[0] == faq.answer.splitlines()[0]
     assert any(line.startswith(f"{chunk.cite}「{chunk.heading}」より:") for line in lines)
     assert "平成" in answer.text.split("より:", 1)[1]
     assert lines[-1].startswith("出典: ") and lines[-1].endswith(" ほか")  # short; the card lists all
+
+
+def test_a_table_row_is_a_sentence_of_its_own():
+    table = (
+        "日時\t場所\t参加者数\n南部地区\t平成 27 年 9 月 19 日（土）\t会議室\t44 名\n"
+        "北部地区\t平成 27 年 9 月 27 日（日）\tホール\t47 名"
+    )
+    assert sentences(table)[1:] == [
+        "南部地区 平成 27 年 9 月 19 日（土） 会議室 44 名",
+        "北部地区 平成 27 年 9 月 27 日（日） ホール 47 名",
+    ]
+    assert "北部地区" in best_sentence("北部地区の回には何人来ましたか", table)
+
+
+def test_the_sentence_vectors_decide_when_the_question_shares_no_word():
+    question = "選び方は？"  # no content word of either sentence
+    plain = sentence_scores(question, TEXT)
+    assert plain[0] == plain[2]  # words alone cannot tell
+    cosines = {sentences(TEXT)[2]: 0.8, sentences(TEXT)[0]: 0.2}
+    assert "総合区長は議会の同意" in best_sentence(question, TEXT, cosines)
+
+
+def test_a_policy_sentence_answers_what_the_scope_gate_turns_away():
+    """The scope classifier learnt from residents' procedure questions and judges this one out
+    of scope; the policy sentence that holds its words answers it."""
+    from bot.concierge import get_concierge
+
+    concierge = get_concierge()
+    question = "総合区長は誰が選任しますか"
+    assert concierge.retriever.in_scope(question) < concierge.settings.scope_min
+    answer = concierge.answer(question)
+    assert not answer.unresolved and answer.entry.startswith("policy:")
+    assert "議会の同意" in answer.text and "出典" in answer.text

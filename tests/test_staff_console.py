@@ -175,7 +175,8 @@ def test_console_pages_have_unique_ids_and_a_label_for_every_field(web_url, stac
     from bot.escalation import Escalations
 
     open_ticket = Escalations(Settings().database_url).open_ticket_of(resident)["id"]  # with its forms
-    _say(stack, f"console-{uuid.uuid4().hex[:6]}", "中原区に住んでいます。近所の空き家が放置されていて危ない")
+    unknown = "中原区に住んでいます。マンホールのふたの模様について知りたい"  # makes a regional issue
+    _say(stack, f"console-{uuid.uuid4().hex[:6]}", unknown)
     session = _requests_login(web_url, users["admin"])
     pages = ["/staff/login", "/staff/tickets", f"/staff/tickets/{open_ticket}"]
     pages += ["/staff/issues", "/staff/knowledge", "/staff/audit"]

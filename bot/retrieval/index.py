@@ -430,6 +430,22 @@ class Retriever:
             out[f"{name}:{role}"] = role_scores
         return out
 
+    def view_cosines(self, query: str, doc_id: str, places: Sequence[str] = ()) -> dict[str, float]:
+        """The query's cosine with each view of one document (mean over the encoders), by view
+        text: which sentence of a policy chunk the question is about. Views are read back from
+        the vector index (exact for flat and HNSW-flat storage), so nothing is embedded again."""
+        index = next((i for i, d in enumerate(self.docs) if d.id == doc_id), None)
+        if index is None:
+            return {}
+        ids = np.flatnonzero(self.view_doc == index)
+        text = _dense_text(query, places)
+        cosines = np.zeros(len(ids))
+        for name in self.encoders:
+            vectors = np.vstack([self._faiss[name].reconstruct(int(i)) for i in ids])
+            cosines += vectors @ self._embed_query(name, text)[0]
+        views = self.docs[index].views
+        return {views[k].text: float(c) / len(self.encoders) for k, c in enumerate(cosines)}
+
     def channels(self, query: str, places: Sequence[str] = ()) -> Channels:
         """Raw per-document scores of every channel for one query. Place names are left out of
         what the encoders see (they dilute the topic) but still count for the words channel."""
