@@ -35,8 +35,22 @@ SENTENCE_HOLDS: dict[str, re.Pattern[str]] = {
     "figure": re.compile(
         r"\d+(?:\.\d+)? ?(?:%|割|人|名|か所|箇所|カ所|ヶ所|件|区|館|課|万|億|倍|年間|か月|グループ)"
     ),
-    "body": re.compile(r"区長|市長|副区長|局長|課長|委員会|審議会|会議|センター|職員|区役所|本庁|局|課"),
+    "body": re.compile(
+        r"区長|市長|副区長|局長|課長|部長|会長|委員|教授|審議会|会議|センター|職員|区役所|本庁|局|課"
+    ),
 }
+
+
+# Words of the asking, not of the topic (Sudachi's normalized forms): 「何に努める」「誰ですか」
+# 「〜とされていますか」 hold 何, 誰, 為る, 居る, which a sentence need not share.
+ASKING_TERMS = frozenset(
+    {"何", "誰", "いつ", "どう", "どの", "どこ", "こと", "事", "為る", "居る", "有る", "成る"}
+)
+
+
+def question_terms(question: str) -> set[str]:
+    """The question's content words that say what it is about."""
+    return set(default_analyzer().content_terms(question)) - ASKING_TERMS
 
 
 def asked_for(question: str) -> set[str]:
@@ -52,7 +66,7 @@ def sentence_scores(question: str, text: str, cosines: Mapping[str, float] | Non
     finds the sentence when the question paraphrases it."""
     analyzer = default_analyzer()
     wanted = asked_for(question)
-    terms = set(analyzer.content_terms(question))
+    terms = question_terms(question)
     cosines = cosines or {}
 
     def score(sentence: str) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +294,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             source=reader.source(item),
             origin=reader.where(item),
         )
+    _add_heading_context(kb.policy)
     for group in reader.read("towns.yml"):
         if not reader.require(group, "ward", "towns"):
             continue
@@ -342,3 +345,32 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
     if strict and reader.problems:
         raise KnowledgeError(reader.problems)
     return kb
+
+
+# How deep a policy heading is, by its numbering: 「1 」 > 「(1)」 > 「ア 」 > 「(ア)」 > the rest (【】 ●).
+_HEADING_LEVELS = (
+    re.compile(r"^\d+ "),
+    re.compile(r"^[(（]\d+[)）]"),
+    re.compile(r"^[ア-ン] "),
+    re.compile(r"^[(（][ア-ン][)）]"),
+)
+
+
+def _heading_level(heading: str) -> int:
+    return next((i for i, p in enumerate(_HEADING_LEVELS) if p.match(heading)), len(_HEADING_LEVELS))
+
+
+def _add_heading_context(policy: dict[str, PolicyChunk]) -> None:
+    """Give each chunk the section and the nearest heading of every higher level before it in its
+    section (chunks are in document order)."""
+    chunks = list(policy.values())
+    for i, chunk in enumerate(chunks):
+        level, above = _heading_level(chunk.heading), []
+        for before in reversed(chunks[:i]):
+            if before.section != chunk.section:
+                break
+            if _heading_level(before.heading) < level:
+                level = _heading_level(before.heading)
+                above.insert(0, before.heading)
+        context = " ".join([chunk.section, *above]).strip()
+        policy[chunk.id] = dataclasses.replace(chunk, context=context)

@@ -173,6 +173,9 @@ class PolicyChunk:
     text: str
     source: Source
     origin: str = ""  # file:line in knowledge/, for editors
+    # The headings above this one in its section (「(2) かわさき改革カフェ」 above 「イ 開催日時・場所」):
+    # a table row 「南部地区 平成 27 年 9 月 19 日…」 is about the café only through them.
+    context: str = ""
 
 
 @dataclass(frozen=True)

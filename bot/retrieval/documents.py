@@ -77,6 +77,8 @@ def documents_from(kb: KnowledgeBase) -> list[Document]:
         docs.append(Document(f"faq:{f.id}", "faq", f.questions[0], tuple(views)))
     for p in kb.policy.values():
         views = [View(p.heading, "query"), View(f"{p.heading}\n{p.text}", "passage")]
+        if p.context:  # the headings above say what a sub-heading's table is about
+            views.append(View(f"{p.context} {p.heading}", "query"))
         parts = sentences(p.text)
         if len(parts) > 1:  # a question about one fact meets the sentence that holds it
             views += [View(sentence, "passage") for sentence in parts]
