@@ -21,6 +21,7 @@ from bot.policy_facts import asked_for, best_sentence, holds_asked_fact, questio
 from bot.regional_issues import RegionalIssues
 from bot.retrieval.answer_model import names_in
 from bot.retrieval.encoders import make_encoder
+from bot.retrieval.index import coverage
 from bot.retrieval.maintenance import UNUSABLE, load_or_rebuild
 from bot.settings import Settings, get_settings
 
@@ -157,7 +158,7 @@ class Concierge:
         """The share of the question's content words in the sentence and the headings above it."""
         chunk = quote.chunk
         words = default_analyzer().content_terms(f"{chunk.context}\n{chunk.heading}\n{quote.sentence}")
-        return len(terms & set(words)) / len(terms) if terms else 0.0
+        return coverage(terms, set(words))
 
     def _policy_sentence_answer(self, query: str, places: list[str], lang: str) -> Answer | None:
         """When no entry is confidently about the question, a policy sentence that holds most of

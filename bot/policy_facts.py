@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from bot.japanese import default_analyzer, nfkc, sentences
+from bot.retrieval.index import coverage
 
 # Weight of a sentence's cosine with the question against its share of the question's words
 # (tuned on the tune part of tests/dev/policy_facts.jsonl; see the note in issue 13).
@@ -70,7 +71,7 @@ def sentence_scores(question: str, text: str, cosines: Mapping[str, float] | Non
     cosines = cosines or {}
 
     def score(sentence: str) -> float:
-        overlap = len(terms & set(analyzer.content_terms(sentence))) / len(terms) if terms else 0.0
+        overlap = coverage(terms, set(analyzer.content_terms(sentence)))
         holds = sum(1 for kind in wanted if SENTENCE_HOLDS[kind].search(nfkc(sentence)))
         return overlap + 0.5 * holds + DENSE_WEIGHT * cosines.get(sentence, 0.0)
 

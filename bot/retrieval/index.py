@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -524,8 +524,8 @@ class Retriever:
             for i in _ranked(fused, k if not kinds else len(fused))
             if not kinds or self.docs[i].kind in kinds
         ][:k]
-        term_cov = [_coverage(terms, self._term_sets[i]) for i in ranked]
-        reading_cov = [_coverage(grams, self._reading_sets[i]) for i in ranked]
+        term_cov = [coverage(terms, self._term_sets[i]) for i in ranked]
+        reading_cov = [coverage(grams, self._reading_sets[i]) for i in ranked]
         hits = []
         for pos, i in enumerate(ranked):
             scores = {n: float(s[i]) for n, s in channels.scores.items()}
@@ -600,7 +600,7 @@ def _bm25(corpus: list[list[str]]) -> bm25s.BM25:
     return index
 
 
-def _coverage(query_items: list[str], doc_items: frozenset[str]) -> float:
+def coverage(query_items: Iterable[str], doc_items: Set[str]) -> float:
     """Share of the query's distinct terms (or reading bigrams) found in the document."""
     distinct = set(query_items)
     return len(distinct & doc_items) / len(distinct) if distinct else 0.0
