@@ -24,10 +24,10 @@ SHORT_SENTENCE_CHARS = 30
 # What the question asks for, by the words residents use (matched on NFKC text: containment only).
 QUESTION_CUES: dict[str, tuple[str, ...]] = {
     "date": ("いつ", "何年", "何月", "何日", "時期", "年度", "when", "what year"),
-    "figure": ("何%", "何パーセント", "割合", "何割", "何人", "何か所", "何箇所", "何カ所", "いくつ",
-               "何件", "何回", "何度", "いくら", "何円", "金額", "どのくらい", "どれくらい",
-               "how many", "how much", "percent"),
-    "body": ("誰", "だれ", "どこが", "どの組織", "どの部署", "どこの課", "どの課", "who", "which office"),
+    "figure": ("何%", "何パーセント", "割合", "何割", "何人", "何名", "何歳", "年齢", "何か所", "何箇所",
+               "何カ所", "何ヶ所", "いくつ", "何件", "何回", "何度", "いくら", "何円", "金額", "どのくらい",
+               "どれくらい", "どれだけ", "の数", "数は", "how many", "how much", "percent"),
+    "body": ("誰", "だれ", "どこ", "どの組織", "どの部署", "どの課", "どの分野", "who", "which office"),
 }  # fmt: skip
 # What a sentence holds (knowledge text, not resident text).
 SENTENCE_HOLDS: dict[str, re.Pattern[str]] = {
@@ -54,6 +54,19 @@ def question_terms(question: str) -> set[str]:
     return set(default_analyzer().content_terms(question)) - ASKING_TERMS
 
 
+_NUMBER = re.compile(r"\d+")
+
+
+def numbers_held(question: str, text: str) -> float:
+    """The share of the numbers a question names (第1回, 平成27年) that the text holds too, 1.0 when
+    it names none: 「第1回会合はいつ」 is not answered by the row of the 第3回, however many other
+    words the two share."""
+    wanted = set(_NUMBER.findall(nfkc(question)))
+    if not wanted:
+        return 1.0
+    return len(wanted & set(_NUMBER.findall(nfkc(text)))) / len(wanted)
+
+
 def asked_for(question: str) -> set[str]:
     """The kinds of fact a question asks for (none for 「〜について教えて」)."""
     norm = nfkc(question)
@@ -71,7 +84,7 @@ def sentence_scores(question: str, text: str, cosines: Mapping[str, float] | Non
     cosines = cosines or {}
 
     def score(sentence: str) -> float:
-        overlap = coverage(terms, set(analyzer.content_terms(sentence)))
+        overlap = coverage(terms, set(analyzer.content_terms(sentence))) * numbers_held(question, sentence)
         holds = sum(1 for kind in wanted if SENTENCE_HOLDS[kind].search(nfkc(sentence)))
         return overlap + 0.5 * holds + DENSE_WEIGHT * cosines.get(sentence, 0.0)
 

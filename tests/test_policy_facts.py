@@ -91,3 +91,49 @@ def test_a_policy_sentence_answers_what_the_scope_gate_turns_away():
     assert not answer.unresolved and answer.entry.startswith("policy:")
     assert "中部地区" in answer.text and "48 名" in answer.text and "出典" in answer.text
     assert concierge.answer("猫カフェ 川崎").unresolved  # three words, one shared: not enough
+
+
+def test_numbers_the_question_names_must_be_in_the_sentence():
+    from bot.policy_facts import numbers_held
+
+    assert numbers_held("第1回会合はいつ", "第1回 平成27年6月8日") == 1.0
+    assert numbers_held("第1回会合はいつ", "第3回 平成27年9月4日") == 0.0
+    assert numbers_held("部会はいつ開かれた", "第3回 平成27年9月4日") == 1.0  # names none
+    assert numbers_held("第１回", "第1回") == 1.0  # full-width digits read as NFKC
+    rows = "第1回\t平成27年6月8日\t区役所のあり方\n第3回\t平成27年9月4日\t区民会議のあり方"
+    assert best_sentence("区のあり方検討部会の第1回はいつ", rows).startswith("第1回")
+
+
+def test_which_and_how_many_are_asked_for():
+    assert asked_for("拠点の数はどう変わりましたか") == {"figure"}
+    assert asked_for("参加した職員は何名？") == {"figure"}
+    assert asked_for("どこからの提言で始まったの") == {"body"}
+
+
+def test_a_policy_chunk_the_answer_model_is_sure_of_answers_with_its_sentence(monkeypatch):
+    """Long questions about the policy's history score low on the blended confidence and share
+    too few of their words with any one sentence, though the answer model is sure of the chunk;
+    its sentence holding the figure answers."""
+    import dataclasses
+
+    from bot.concierge import get_concierge
+
+    concierge = get_concierge()
+    question = "区役所が管理している庁舎などの建物のうち、竣工してから25年以上たっているものは今どのくらいの割合になっているのでしょうか"  # noqa: E501
+    best = concierge.retriever.search(question, k=3)[0]
+    assert best.doc.kind == "policy" and best.confidence < concierge.settings.answer_min_score
+    answer = concierge.answer(question)
+    assert not answer.unresolved and "約70%" in answer.text and "出典" in answer.text
+    strict = dataclasses.replace(concierge.settings, policy_min_probability=2.0)
+    monkeypatch.setattr(concierge, "settings", strict)
+    assert concierge.answer(question).unresolved  # without the rule the gates turn it away
+
+
+def test_a_service_reply_gets_the_fact_of_the_policy_chunk_ranked_close_behind_it():
+    """The 道路公園センター counter wins 「拠点の数はどう変わった」; the policy chunk the answer
+    model ranked close behind it holds the figure, quoted beside the counter."""
+    from bot.concierge import get_concierge
+
+    answer = get_concierge().answer("公園の維持管理の拠点の数は道路公園センターでどう変わった")
+    assert answer.entry == "service:doro-koen-fuguai"
+    assert "4ヶ所から7ヶ所" in answer.text
