@@ -106,6 +106,9 @@ eval: install $(INDEX)
 	$(VENV)/bin/concierge eval tests/dev/kawasaki_dev.jsonl --gate
 	@echo "policy facts quoted to the sentence (reported, not yet gated):"
 	$(VENV)/bin/concierge eval tests/dev/policy_facts.jsonl
+	@echo "fresh held-out sets, never tuned on (tests/dev/README.md):"
+	$(VENV)/bin/concierge eval tests/dev/fresh_outside.jsonl
+	$(VENV)/bin/concierge eval tests/dev/fresh_policy_facts.jsonl
 
 lint:
 	$(VENV)/bin/ruff check bot actions web tests bench
