@@ -145,10 +145,10 @@ class Concierge:
         best = hits[0] if hits else None
         if best is None or best.doc.kind != "policy" or best.probability is None or best.probability < limit:
             return None
-        if len(question_terms(query)) < POLICY_SENTENCE_MIN_TERMS:
+        if not asked_for(query) or len(question_terms(query)) < POLICY_SENTENCE_MIN_TERMS:
             return None
         quote = self._quote(query, places, self.kb.policy[best.doc.ref])
-        if not asked_for(query) or not holds_asked_fact(query, quote.sentence):
+        if not holds_asked_fact(query, quote.sentence):
             return None
         return self.composer.policy(quote, lang, confidence=best.probability)
 
