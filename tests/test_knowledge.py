@@ -114,3 +114,16 @@ def test_an_uncertain_answer_names_the_choices_and_a_person(small_knowledge: Pat
     assert answer.unresolved and "もしかして" in answer.text
     assert [b["title"] for b in answer.buttons[:2]] == [first.title[:20], second.title[:20]]
     assert answer.buttons[-1] == HANDOFF_BUTTON
+
+
+def test_a_heading_without_text_of_its_own_is_above_the_chunks_under_it():
+    """「(1) …区役所のあり方検討部会」 holds no text: its member table and meeting dates are
+    about the committee only through it, so the chunks after it in its section carry it."""
+    policy = load_knowledge(ROOT / "knowledge").policy
+    committee = "(1) 川崎市行財政改革に関する計画策定委員会 区役所のあり方検討部会"
+    assert committee in policy["policy-087"].above
+    for chunk in ("policy-087", "policy-088", "policy-089"):
+        assert committee in policy[chunk].context
+    assert policy["policy-091"].context.endswith(f"{committee} エ 検討結果")
+    assert committee not in policy["policy-099"].context  # (2) かわさき改革カフェ comes after it
+    assert "(2) かわさき改革カフェ" in policy["policy-099"].context

@@ -289,6 +289,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
             chapter=item.get("chapter", ""),
             section=item.get("section", ""),
             heading=item.get("heading", ""),
+            above=_strs(item.get("above")),
             cite=item["cite"],
             text=item["text"],
             source=reader.source(item),
@@ -362,15 +363,18 @@ def _heading_level(heading: str) -> int:
 
 def _add_heading_context(policy: dict[str, PolicyChunk]) -> None:
     """Give each chunk the section and the nearest heading of every higher level before it in its
-    section (chunks are in document order)."""
+    section (chunks are in document order; a chunk's `above` headings stand just before its own)."""
     chunks = list(policy.values())
     for i, chunk in enumerate(chunks):
         level, above = _heading_level(chunk.heading), []
+        before_it = [*reversed(chunk.above)]
         for before in reversed(chunks[:i]):
             if before.section != chunk.section:
                 break
-            if _heading_level(before.heading) < level:
-                level = _heading_level(before.heading)
-                above.insert(0, before.heading)
+            before_it += [before.heading, *reversed(before.above)]
+        for heading in before_it:
+            if _heading_level(heading) < level:
+                level = _heading_level(heading)
+                above.insert(0, heading)
         context = " ".join([chunk.section, *above]).strip()
         policy[chunk.id] = dataclasses.replace(chunk, context=context)

@@ -176,6 +176,9 @@ class PolicyChunk:
     # The headings above this one in its section (「(2) かわさき改革カフェ」 above 「イ 開催日時・場所」):
     # a table row 「南部地区 平成 27 年 9 月 19 日…」 is about the café only through them.
     context: str = ""
+    # Headings of the seed that hold no text of their own and stand just before this chunk's
+    # (「(1) 川崎市行財政改革に関する計画策定委員会 区役所のあり方検討部会」 before 「ア 設置目的」).
+    above: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
