@@ -1,13 +1,17 @@
 """When will a person answer? The next opening of a counter, from its schedules in knowledge/.
 
-Public holidays and the New Year break are not modelled yet: the reply says 「開庁日」 and the
-schedules' text (shown beside it) names them.
+A schedule may close on Japan's public holidays (the `holidays` package computes them, with
+振替休日 and 国民の休日, for any year) and over a span such as the year-end break 12-29 … 01-03
+(`closed` in hours.yml), so a resident is never promised 「本日17:00まで」 on a holiday.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+import functools
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+import holidays
 
 from bot.knowledge.model import Schedule
 
@@ -16,8 +20,26 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_JA = "月火水木金土日"
 
 
+@functools.lru_cache(maxsize=8)
+def _public_holidays(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("JP", years=year)
+
+
+def is_closed_day(schedule: Schedule, day: date) -> bool:
+    """Whether a public holiday or the schedule's closed span (across the new year) shuts it."""
+    if schedule.closed_on_holidays and day in _public_holidays(day.year):
+        return True
+    if schedule.closed_span:
+        first, last = schedule.closed_span
+        today = f"{day:%m-%d}"
+        return first <= today <= last if first <= last else today >= first or today <= last
+    return False
+
+
 def _window(schedule: Schedule, day: datetime) -> tuple[datetime, datetime] | None:
     if not schedule.open or DAYS[day.weekday()] not in schedule.days:
+        return None
+    if is_closed_day(schedule, day.date()):
         return None
     if schedule.weeks and (day.day - 1) // 7 + 1 not in schedule.weeks:
         return None
@@ -27,7 +49,8 @@ def _window(schedule: Schedule, day: datetime) -> tuple[datetime, datetime] | No
 
 
 def next_opening(schedules: list[Schedule], now: datetime) -> tuple[datetime, datetime, bool]:
-    """(opening, closing, open_now) of the first window at or after `now` (looks 14 days ahead)."""
+    """(opening, closing, open_now) of the first window at or after `now` (looks 14 days ahead:
+    the longest closure, the year-end break with a weekend and 成人の日, is 9 days)."""
     now = now.astimezone(JST)
     for offset in range(15):
         day = now + timedelta(days=offset)

@@ -124,6 +124,19 @@ class _Reader:
         return wards
 
 
+def _closures(reader: _Reader, item: dict[str, Any]) -> dict[str, Any]:
+    """`closed: {holidays: true, from: "12-29", to: "01-03", source: …}` as Schedule fields."""
+    closed = item.get("closed") or {}
+    if closed:
+        reader.source({**item, "source": closed.get("source")})  # reported at the schedule's line
+    span = (str(closed["from"]), str(closed["to"])) if closed.get("from") and closed.get("to") else None
+    for day in span or ():
+        if not re.fullmatch(r"(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])", day):
+            reader.problems.append(f"{reader.where(item)}: closed day {day!r} is not MM-DD")
+            span = None
+    return {"closed_on_holidays": bool(closed.get("holidays")), "closed_span": span}
+
+
 def _strs(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -182,6 +195,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
                 weeks=tuple(int(w) for w in item.get("weeks") or ()),
                 open=str(item.get("open", "")),
                 close=str(item.get("close", "")),
+                **_closures(reader, item),
             )
             if item.get("text_en"):
                 reader.hours_en[item["id"]] = item["text_en"]

@@ -54,6 +54,10 @@ class Schedule:
     weeks: tuple[int, ...] = ()  # only these weeks of the month (e.g. 2nd and 4th Saturday)
     open: str = ""  # "08:30"
     close: str = ""  # "17:00"
+    # Closed on Japan's public holidays (振替休日 and 国民の休日 included).
+    closed_on_holidays: bool = False
+    # Closed from the first to the last of these month-days, across the new year ("12-29", "01-03").
+    closed_span: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
