@@ -127,3 +127,17 @@ def test_a_heading_without_text_of_its_own_is_above_the_chunks_under_it():
     assert policy["policy-091"].context.endswith(f"{committee} エ 検討結果")
     assert committee not in policy["policy-099"].context  # (2) かわさき改革カフェ comes after it
     assert "(2) かわさき改革カフェ" in policy["policy-099"].context
+
+
+def test_a_misspelt_key_is_reported_with_its_file_and_line(small_knowledge: Path):
+    """A misspelt key used to drop what it held without a word (the aliases were just gone)."""
+    services = small_knowledge / "services.yml"
+    rows = services.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, row in enumerate(rows) if row.startswith("  aliases:"))
+    rows[at] = rows[at].replace("aliases:", "alaises:")
+    services.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    entry_line = max(i for i, row in enumerate(rows[: at + 1], 1) if row.startswith("- id:"))
+    with pytest.raises(KnowledgeError) as err:
+        load_knowledge(small_knowledge)
+    (problem,) = [p for p in err.value.problems if "alaises" in p]
+    assert problem == f"services.yml:{entry_line}: unknown key 'alaises' (did you mean 'aliases'?)"

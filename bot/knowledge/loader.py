@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ class _Reader:
         items = [item for item in data if isinstance(item, dict)]
         for item in items:
             item["__file__"] = name
+            self._check_keys(name, item)
         flagged = sum(1 for item in items if item.get("review"))
         if flagged:
             self.awaiting_review[name] = flagged
@@ -84,6 +86,19 @@ class _Reader:
 
     def where(self, item: dict[str, Any]) -> str:
         return f"{item.get('__file__', '?')}:{item.get(_LINE, 0)}"
+
+    def _check_keys(self, name: str, item: dict[str, Any]) -> None:
+        """A misspelt key (`reveiw:`) would silently drop what it holds: report it, with the key
+        it was probably meant to be."""
+        known = KNOWN_KEYS.get(name)
+        if known is None:
+            return
+        for key in item:
+            if key in known or key in ("__file__", _LINE):
+                continue
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            self.problems.append(f"{self.where(item)}: unknown key '{key}'{hint}")
 
     def require(self, item: dict[str, Any], *keys: str) -> bool:
         missing = [k for k in keys if not item.get(k)]
@@ -122,6 +137,26 @@ class _Reader:
             if ward not in WARDS:
                 self.problems.append(f"{self.where(item)}: unknown ward {ward!r}")
         return wards
+
+
+# The keys each knowledge file's entries may have (knowledge/README.md says what they hold).
+_COMMON_KEYS = frozenset({"id", "source", "review"})
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "sources.yml": _COMMON_KEYS | {"title", "url"},
+    "hours.yml": _COMMON_KEYS | {"text", "text_en", "days", "weeks", "open", "close", "closed"},
+    "offices.yml": _COMMON_KEYS | {"name", "name_en", "kind", "ward", "wards", "address", "hours", "phone",
+                                   "status", "closed", "opened", "note", "note_source"},
+    "counters.yml": _COMMON_KEYS | {"name", "name_en", "at", "handles", "hours", "section"},
+    "services.yml": _COMMON_KEYS | {"name", "name_en", "aliases", "aliases_en", "questions", "counter",
+                                    "offices", "office_ids", "bring", "alternatives", "not_at", "deadline",
+                                    "note"},
+    "referrals.yml": _COMMON_KEYS | {"name", "name_en", "aliases", "aliases_en", "questions", "handled_by",
+                                     "handled_by_en", "where", "ward_office_part", "services"},
+    "faq.yml": _COMMON_KEYS | {"questions", "answer", "services"},
+    "policy.yml": _COMMON_KEYS | {"chapter", "section", "heading", "above", "cite", "text"},
+    "sensitive.yml": _COMMON_KEYS | {"label", "keywords", "contacts", "counter"},
+    "towns.yml": {"ward", "ward_en", "towns", "source", "review"},
+}  # fmt: skip
 
 
 def _closures(reader: _Reader, item: dict[str, Any]) -> dict[str, Any]:
