@@ -78,6 +78,7 @@ services:
 
 test: prepare system-deps services
 	$(VENV)/bin/ruff check bot actions web tests bench
+	$(RASA_VENV)/bin/rasa data validate --domain domain.yml --data nlu_data --config config.yml --quiet
 	$(VENV)/bin/concierge eval tests/dev/kawasaki_dev.jsonl --gate
 	$(VENV)/bin/pytest
 
