@@ -147,10 +147,8 @@ class Concierge:
             return None
         if not asked_for(query) or len(question_terms(query)) < POLICY_SENTENCE_MIN_TERMS:
             return None
-        quote = self._quote(query, places, self.kb.policy[best.doc.ref])
-        if not holds_asked_fact(query, quote.sentence):
-            return None
-        return self.composer.policy(quote, lang, confidence=best.probability)
+        quote = self._quote_holding_fact(query, places, best.doc.ref)
+        return self.composer.policy(quote, lang, confidence=best.probability) if quote else None
 
     def _policy_sentence(self, query: str, places: list[str]) -> tuple[float, PolicyQuote | None]:
         """The policy sentence that holds most of the question's content words (with the headings
@@ -165,8 +163,8 @@ class Concierge:
             return 0.0, None
         best: tuple[float, PolicyQuote | None] = (0.0, None)
         for hit in self.retriever.search(query, k=5, kinds=("policy",), places=places):
-            quote = self._quote(query, places, self.kb.policy[hit.doc.ref])
-            if not holds_asked_fact(query, quote.sentence):
+            quote = self._quote_holding_fact(query, places, hit.doc.ref)
+            if quote is None:
                 continue
             coverage = self._coverage(terms, quote) * numbers_held(query, quote.sentence)
             if coverage > best[0]:
@@ -216,16 +214,26 @@ class Concierge:
         if not asked_for(query):
             return None
         _, quote = self._policy_sentence(query, places)
-        best = hits[0]
-        for hit in hits[1:] if quote is None and best.probability is not None else ():
-            near = (hit.probability or 0.0) >= POLICY_RUNNER_UP_SHARE * best.probability
-            if hit.doc.kind == "policy" and near:
-                candidate = self._quote(query, places, self.kb.policy[hit.doc.ref])
-                quote = candidate if holds_asked_fact(query, candidate.sentence) else None
-                break
+        quote = quote or self._runner_up_quote(query, places, hits)
         if quote is None or "".join(quote.sentence.split()) in "".join(reply.split()):
             return None
         return quote
+
+    def _runner_up_quote(self, query: str, places: list[str], hits: list) -> PolicyQuote | None:
+        """The asked fact from the first policy chunk the answer model ranked close behind the
+        best entry (at least POLICY_RUNNER_UP_SHARE of its probability)."""
+        best = hits[0]
+        if best.probability is None:
+            return None
+        bar = POLICY_RUNNER_UP_SHARE * best.probability
+        near = next((h for h in hits[1:] if h.doc.kind == "policy" and (h.probability or 0.0) >= bar), None)
+        return self._quote_holding_fact(query, places, near.doc.ref) if near else None
+
+    def _quote_holding_fact(self, query: str, places: list[str], chunk_id: str) -> PolicyQuote | None:
+        """The chunk's sentence that answers the question, if it holds the date, figure or body asked
+        for (any sentence when the question asks for none)."""
+        quote = self._quote(query, places, self.kb.policy[chunk_id])
+        return quote if holds_asked_fact(query, quote.sentence) else None
 
     def _rivals(self, hits: list) -> list:
         """Runners-up about as likely as the best hit that send the resident somewhere else: then
