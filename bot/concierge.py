@@ -123,7 +123,7 @@ class Concierge:
         if best.doc.kind == "policy":
             quote = self._quote(query, places, self.kb.policy[best.doc.ref])
             coverage, found = self._policy_sentence(query, places)
-            if found is not None and coverage > self._coverage(question_terms(query), quote):
+            if found is not None and coverage > self._coverage(query, quote):
                 # another chunk's sentence holds more of the question (the member list, not the
                 # committee's purpose, names its chair)
                 return self.composer.policy(found, lang, confidence=best.confidence)
@@ -158,25 +158,25 @@ class Concierge:
         the answer. On the tune part of the dev sets, a sentence holding ≥ 60 % of a question's
         (≥ 3) content words was about it for policy questions, and no unanswerable question
         reached it (the figures are in issue 13's note)."""
-        terms = question_terms(query)
-        if len(terms) < POLICY_SENTENCE_MIN_TERMS:
+        if len(question_terms(query)) < POLICY_SENTENCE_MIN_TERMS:
             return 0.0, None
         best: tuple[float, PolicyQuote | None] = (0.0, None)
         for hit in self.retriever.search(query, k=5, kinds=("policy",), places=places):
             quote = self._quote_holding_fact(query, places, hit.doc.ref)
             if quote is None:
                 continue
-            coverage = self._coverage(terms, quote) * numbers_held(query, quote.sentence)
+            coverage = self._coverage(query, quote)
             if coverage > best[0]:
                 best = (coverage, quote)
         return best if best[0] >= POLICY_SENTENCE_COVERAGE else (0.0, None)
 
     @staticmethod
-    def _coverage(terms: set[str], quote: PolicyQuote) -> float:
-        """The share of the question's content words in the sentence and the headings above it."""
+    def _coverage(query: str, quote: PolicyQuote) -> float:
+        """The share of the question's content words in the sentence and the headings above it,
+        scaled by the share of the numbers it names that the sentence holds (第1回 is not 第3回)."""
         chunk = quote.chunk
         words = default_analyzer().content_terms(f"{chunk.context}\n{chunk.heading}\n{quote.sentence}")
-        return coverage(terms, set(words))
+        return coverage(question_terms(query), set(words)) * numbers_held(query, quote.sentence)
 
     def _policy_sentence_answer(self, query: str, places: list[str], lang: str) -> Answer | None:
         """When no entry is confidently about the question, a policy sentence that holds most of
