@@ -7,6 +7,9 @@ RASA_VENV := .venv-rasa
 PIP_FLAGS := --disable-pip-version-check -q --prefer-binary
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
+# models come inside packages; nothing is fetched from a hub, and Selenium downloads no driver
+export HF_HUB_OFFLINE := 1
+export SE_OFFLINE := true
 
 KNOWLEDGE := $(wildcard knowledge/*.yml)
 NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/nlu/*.py) bot/japanese.py \

@@ -1,8 +1,7 @@
-"""rasa-sdk custom actions: one small class per action; the answering logic lives in bot/."""
+"""rasa-sdk custom actions: one small class per action; the answering logic lives in bot/, and
+actions/runtime.py builds it from the settings."""
 
-import os
+from actions import runtime
 
-if os.environ.get("CONCIERGE_WARM_UP") == "1":  # set for the action server by bot/services.py
-    from bot.concierge import warm_up
-
-    warm_up()
+if runtime.settings().warm_up:  # set for the action server by bot/services.py
+    runtime.warm_up()

@@ -10,8 +10,9 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import ConciergeAction, intent_of, offer_handoff, resident_ward, send, sensitive_answer
+from actions.runtime import get_concierge
 from actions.ward import set_ward
-from bot.concierge import Concierge, get_concierge
+from bot.concierge import Concierge
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import ConciergeAction, ask_ward_for_handoff, hand_off, resident_ward
-from bot.concierge import get_concierge
+from actions.runtime import get_concierge
 
 
 class ActionHandoff(ConciergeAction):

@@ -10,8 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.answer import record_unresolved
 from actions.common import ConciergeAction, offer_handoff, resident_ward, send
+from actions.runtime import get_concierge
 from bot.answer import Answer
-from bot.concierge import get_concierge
 
 
 class ActionNotHelpful(ConciergeAction):

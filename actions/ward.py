@@ -9,8 +9,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import ConciergeAction, hand_off, resident_ward, send
+from actions.runtime import get_concierge
 from bot.answer import OTHER_WARD_PAYLOAD, ward_buttons
-from bot.concierge import Concierge, get_concierge
+from bot.concierge import Concierge
 
 
 def set_ward(

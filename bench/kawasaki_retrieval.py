@@ -26,7 +26,7 @@ from bot.places import Gazetteer
 from bot.retrieval.answer_model import load_answer_model
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import Retriever
-from bot.settings import ROOT, get_settings
+from bot.settings import ROOT, Settings
 
 DEV = ROOT / "tests" / "dev" / "kawasaki_dev.jsonl"
 
@@ -92,7 +92,7 @@ def measure(retriever: Retriever, rows: list[dict], places_of) -> dict[str, floa
 
 def compare() -> dict[str, dict[str, float]]:
     """Each method's quality and latency on the same index and questions."""
-    settings = get_settings()
+    settings = Settings()
     encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
     rows = dev_rows()
     places_of = Gazetteer(load_knowledge(settings.knowledge_dir)).names_in
@@ -112,7 +112,7 @@ def compare() -> dict[str, dict[str, float]]:
 
 def main() -> int:
     if "--tune" in sys.argv:
-        settings = get_settings()
+        settings = Settings()
         encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
         retriever = Retriever(settings.index_dir, encoders, settings.retrieval_weights)
         rows = [r for r in dev_rows() if r.get("entry")]

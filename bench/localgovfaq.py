@@ -23,7 +23,7 @@ import numpy as np
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.faq_collection import faq_retriever
 from bot.retrieval.index import zscore
-from bot.settings import ROOT, get_settings
+from bot.settings import ROOT, Settings
 
 DATA = ROOT.parent / "shared" / "benchmarks" / "localgovfaq"
 
@@ -131,7 +131,7 @@ def main() -> int:
         )
         return 0
 
-    settings = get_settings()
+    settings = Settings()
     encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
     started = time.perf_counter()
     retriever = faq_retriever(

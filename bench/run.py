@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.figures import print_rows
-from bot.settings import get_settings
+from bot.settings import Settings
 
 SECTIONS = ("masking", "retrieval", "stack", "scale")
 
@@ -127,7 +127,7 @@ def main() -> int:
         "--sizes", default="1000,10000", help="synthetic knowledge sizes (bench-scale: +100000)"
     )
     args = parser.parse_args()
-    out = get_settings().var_dir / "bench"
+    out = Settings().var_dir / "bench"
     out.mkdir(parents=True, exist_ok=True)
     latest = out / "latest.json"
     # figures of sections not run this time stay from their last run (each section stamps its time)

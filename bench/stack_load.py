@@ -11,9 +11,7 @@ Rasa's lock store on Redis.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -34,8 +32,8 @@ WRK_SCRIPT = ROOT / "bench" / "wrk_rest.lua"
 RASA_PROCESSES, ACTION_PROCESSES = 2, 1  # one Rasa server per core; one action server is enough
 SENDERS_PER_THREAD = 200  # a few turns per resident over a run, as in real use
 REST_PATH, WIDGET_PATH = "/webhooks/rest/webhook", "/api/message"
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = "redis://127.0.0.1:6379/6"  # the machine's services (deploy/local-services.sh)
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def questions_file(out_dir: Path) -> Path:
@@ -49,11 +47,9 @@ def questions_file(out_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def cold_started_node(
-    settings: Settings, log_dir: Path, env: dict[str, str]
-) -> Iterator[tuple[Cluster, float]]:
+def cold_started_node(settings: Settings, log_dir: Path) -> Iterator[tuple[Cluster, float]]:
     """Start the node; yield it and the seconds from the first process start to the first answer."""
-    node = Cluster(settings, log_dir, rasa_count=RASA_PROCESSES, action_count=ACTION_PROCESSES, env=env)
+    node = Cluster(settings, log_dir, rasa_count=RASA_PROCESSES, action_count=ACTION_PROCESSES)
     started = time.monotonic()
     try:
         node.start()
@@ -155,18 +151,14 @@ def run(out_dir: Path, throughput_s: int = 60, step_s: int = 15) -> dict[str, fl
     figures: dict[str, float] = {}
     questions = questions_file(out_dir)
     with scratch_database(PG_ADMIN, "concierge_bench") as db:
-        env = {  # the child processes read their settings from the environment
-            "CONCIERGE_DB_URL": db.replace("postgresql://", "postgresql+psycopg://"),
-            "CONCIERGE_TRACKER_DB_URL": db,
-            "CONCIERGE_LOCK_STORE_URL": REDIS_URL,
-            "CONCIERGE_RATE_LIMIT_STORAGE": REDIS_URL,  # the widget's per-resident budgets, as deployed
-        }
-        settings = dataclasses.replace(
-            Settings(), db_url=env["CONCIERGE_DB_URL"], tracker_db_url=db, lock_store_url=REDIS_URL
+        concierge_db = db.replace("postgresql://", "postgresql+psycopg://")
+        # the widget's per-resident budgets in Redis too, as deployed
+        settings = Settings(
+            db_url=concierge_db, tracker_db_url=db, lock_store_url=REDIS_URL, rate_limit_storage=REDIS_URL
         )
         logs = out_dir / "logs"
         shutil.rmtree(logs, ignore_errors=True)  # this run's logs only
-        with cold_started_node(settings, logs, env) as (stack, cold):
+        with cold_started_node(settings, logs) as (stack, cold):
             figures["cold_start_s"] = cold
             figures.update(nlu_latency(stack.rasa_urls[0]))
             url = stack.rasa_url

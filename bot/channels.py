@@ -29,7 +29,6 @@ from sanic.response import HTTPResponse
 from bot.japanese import nfkc
 from bot.phrases import TOO_LONG
 from bot.privacy import mask
-from bot.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +55,23 @@ def is_resume_request(text: str) -> bool:
 
 
 class ConciergeRestInput(RestInput):
+    """Runs inside the Rasa server, which never imports bot.settings: its one setting comes in
+    through the credentials file that bot/services.py writes from the settings."""
+
+    def __init__(self, max_message_chars: int = 2000) -> None:
+        self.max_message_chars = max_message_chars
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> ConciergeRestInput:
+        return cls(**(credentials or {}))
+
     @classmethod
     def name(cls) -> str:
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("concierge_rest", __name__)
-        max_chars = get_settings().max_message_chars
+        max_chars = self.max_message_chars
         mask("")  # load the name recogniser now rather than on the first resident's message
 
         @bp.route("/", methods=["GET"])

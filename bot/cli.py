@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import signal
 import statistics
 import sys
@@ -15,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.settings import Settings, get_settings
+from bot.settings import Settings
 
 
 def _reply_record(qid: str, reply) -> dict:
@@ -61,10 +59,9 @@ def _questions(args: argparse.Namespace) -> list[dict]:
     return [{"id": "1", "q": args.question, "ward": args.ward}]
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.rasa_client import RasaClient
 
-    settings = get_settings()
     items = _questions(args)
     timings: list[float] = []
     with _rasa(settings) as url:
@@ -90,10 +87,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_knowledge(args: argparse.Namespace) -> int:
+def cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge import KnowledgeError, load_knowledge
 
-    settings = get_settings()
+    if args.action == "worker":
+        return _rebuild_worker(settings)
     folder = Path(args.folder) if args.folder else settings.knowledge_dir
     try:
         kb = load_knowledge(folder)
@@ -133,21 +131,34 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     if args.action == "calibrate":
         from bot.retrieval.answer_training import calibrate
 
-        print(calibrate(dataclasses.replace(settings, knowledge_dir=folder), encoders))
+        print(calibrate(settings.replace(knowledge_dir=folder), encoders))
         return 0
     stats = build_from_knowledge(
-        dataclasses.replace(settings, knowledge_dir=folder), encoders, show_progress=True
+        settings.replace(knowledge_dir=folder), encoders, show_progress=True
     )
     print(json.dumps(stats, ensure_ascii=False))
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _rebuild_worker(settings: Settings) -> int:
+    """Rebuild the index whenever the console asks (bot/retrieval/rebuild_jobs.py), until stopped."""
+    import logging
+
+    from bot.retrieval.rebuild_jobs import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
+    stopping = _stop_on_signals()
+    print(f"index worker: watching {settings.var_dir} for rebuild requests", flush=True)
+    serve(settings, lambda: stopping[0])
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Top-1 accuracy (entry, counter and office right) and MRR of the answering core."""
     from bot.concierge import Concierge
     from bot.evaluation import evaluate, gate_failures, table
 
-    result = evaluate(Concierge(get_settings()), Path(args.file), part=args.part)
+    result = evaluate(Concierge(settings), Path(args.file), part=args.part)
     for miss in result.misses if args.verbose else []:
         print(json.dumps(miss, ensure_ascii=False), file=sys.stderr)
     print(table(result))
@@ -162,12 +173,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def cmd_retrieve(args: argparse.Namespace) -> int:
+def cmd_retrieve(args: argparse.Namespace, settings: Settings) -> int:
     """Rank an FAQ collection for each query: one JSON line {"id", "hits"} per query."""
     from bot.retrieval.encoders import make_encoder
     from bot.retrieval.faq_collection import faq_retriever
 
-    settings = get_settings()
     encoders = [make_encoder(spec, settings.encoder_threads) for spec in settings.encoders]
     retriever = faq_retriever(Path(args.faq_json), encoders, settings.var_dir, settings.faq_retrieval_weights)
     queries = json.loads(Path(args.queries).read_text(encoding="utf-8"))
@@ -186,17 +196,16 @@ def _print_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
         print("  ".join(str(row.get(c, "")) for c in columns))
 
 
-def cmd_escalations(args: argparse.Namespace) -> int:
+def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
     """Staff hand-off tickets: list, show, claim, reply (delivered to the resident), close."""
     from bot.escalation import ChannelDelivery, Escalations, RasaDelivery, TicketError
     from bot.line_messaging import LineClient, LineConfig
 
-    settings = get_settings()
-    line_config = LineConfig.from_env()
+    line_config = LineConfig.from_settings(settings)
     delivery = ChannelDelivery(
         RasaDelivery(settings.rasa_base_url), LineClient(line_config) if line_config else None
     )
-    escalations = Escalations(settings.database_url, delivery)
+    escalations = Escalations.from_settings(settings, delivery)
     try:
         if args.action in (None, "list"):
             rows = escalations.list(args.ward, args.status)
@@ -215,12 +224,11 @@ def cmd_escalations(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_regional_issues(args: argparse.Namespace) -> int:
+def cmd_regional_issues(args: argparse.Namespace, settings: Settings) -> int:
     """Unanswered questions grouped by ward and topic; draft a knowledge entry from one."""
-    from bot.concierge import Concierge
+    from bot.console import ConsoleService
 
-    settings = get_settings()
-    issues = Concierge(settings).issues
+    issues = ConsoleService(settings).issues
     try:
         if args.action in (None, "list"):
             rows = issues.list(args.ward, args.status)
@@ -235,16 +243,15 @@ def cmd_regional_issues(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_staff(args: argparse.Namespace) -> int:
+def cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
     """Create staff console accounts (the first admin too)."""
     import getpass
-    import os
 
     from bot.staff import StaffError, add_user
 
-    password = args.password or os.environ.get("CONCIERGE_STAFF_PASSWORD") or getpass.getpass("password: ")
+    password = args.password or settings.staff_password.get_secret_value() or getpass.getpass("password: ")
     try:
-        user_id = add_user(get_settings().database_url, args.name, args.role, password, args.ward or [])
+        user_id = add_user(settings.database_url, args.name, args.role, password, args.ward or [])
     except StaffError as err:
         print(err, file=sys.stderr)
         return 1
@@ -252,34 +259,21 @@ def cmd_staff(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
     from bot.line_messaging import LineConfig
     from bot.services import Stack
 
-    settings = get_settings()
     stack = Stack(
         settings, settings.var_dir / "logs", rasa_port=settings.rasa_port, actions_port=settings.actions_port
     )
     started = time.monotonic()
     stack.start_actions()
     stack.start_rasa()
-    stack.spawn(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "web:create_app",
-            "run",
-            "--host",
-            settings.host,
-            "--port",
-            str(settings.web_port),
-        ],
-        {**os.environ, "CONCIERGE_RASA_URL": stack.rasa_url},
-    )
+    stack.start_worker()
+    web = [sys.executable, "-m", "flask", "--app", "web.wsgi", "run", "--host", settings.host]
+    web_settings = settings.replace(rasa_url=stack.rasa_url)
+    stack.spawn("web", [*web, "--port", str(settings.web_port)], web_settings.child_env())
     stopping = _stop_on_signals()
     try:
         ready = stack.wait_ready()
@@ -290,7 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  staff console:                 http://{settings.host}:{settings.web_port}/staff/")
         print("    first admin: .venv/bin/concierge staff add-user NAME --role admin")
         print(f"  logs:                          {stack.log_dir}/")
-        if LineConfig.from_env():
+        if LineConfig.from_settings(settings):
             print(
                 f"  LINE webhook:                  http://{settings.host}:{settings.web_port}/line/callback"
             )
@@ -326,10 +320,9 @@ def _serve(group, stopping: list[bool]) -> None:
         time.sleep(0.5)
 
 
-def cmd_cluster(args: argparse.Namespace) -> int:
+def cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cluster import Cluster, cluster_settings_problems
 
-    settings = get_settings()
     problems = cluster_settings_problems(settings)
     if problems:
         print("\n".join(problems), file=sys.stderr)
@@ -374,8 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--batch", help='JSON lines file: {"id", "q", "ward"?} per line')
     ask.add_argument("--json", action="store_true", help="one JSON line per answer")
     ask.set_defaults(func=cmd_ask)
-    kn = sub.add_parser("knowledge", help="check or build the knowledge index")
-    kn.add_argument("action", choices=["check", "build", "export-nlu", "calibrate"])
+    kn = sub.add_parser(
+        "knowledge", help="check or build the knowledge index; `worker` rebuilds it when the console asks"
+    )
+    kn.add_argument("action", choices=["check", "build", "export-nlu", "calibrate", "worker"])
     kn.add_argument("--folder", help="knowledge folder (default: knowledge/)")
     kn.set_defaults(func=cmd_knowledge)
     ev = sub.add_parser("eval", help="top-1 accuracy and MRR on a question set (JSON lines)")
@@ -434,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     clu.add_argument("--rasa-port", type=int, default=5080, help="nginx port in front of the Rasa servers")
     clu.set_defaults(func=cmd_cluster)
     args = parser.parse_args(argv)
-    return args.func(args)
+    return args.func(args, Settings())  # the one place the CLI reads its settings
 
 
 if __name__ == "__main__":

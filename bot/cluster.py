@@ -21,11 +21,13 @@ from bot.services import (
     Processes,
     actions_command,
     actions_env,
-    endpoints_yaml,
     free_port,
     http_ok,
     rasa_command,
     rasa_env,
+    worker_command,
+    worker_env,
+    write_rasa_config,
 )
 from bot.settings import Settings
 
@@ -112,21 +114,25 @@ class Cluster(Processes):
             self.spawn(f"actions-{i}", actions_command(port), actions_env(self.settings))
         conf = self.nginx_conf()
         self.spawn(
-            "nginx", [nginx_binary(), "-c", conf, "-p", str(self.log_dir / "nginx")], os.environ.copy()
+            "nginx",
+            [nginx_binary(), "-c", conf, "-p", str(self.log_dir / "nginx")],
+            self.settings.child_env(),
         )
-        endpoints = self.log_dir / "endpoints.yml"
-        endpoints.write_text(endpoints_yaml(self.settings, f"{self.url(self.actions_lb_port)}/webhook"))
+        config = write_rasa_config(
+            self.settings, self.log_dir / "rasa", f"{self.url(self.actions_lb_port)}/webhook"
+        )
         # A conversation's lock outlives a crashed holder by this long (Rasa's default is 60 s).
         rasa = {**rasa_env(self.settings), "TICKET_LOCK_LIFETIME": str(self.lock_lifetime_s)}
         for i, port in enumerate(self.rasa_ports, 1):
-            self.spawn(f"rasa-{i}", rasa_command(self.settings, port, endpoints), rasa)
-        web_env = {**os.environ, "CONCIERGE_RASA_URL": self.rasa_url, "PYTHONPATH": str(self.settings.root)}
+            self.spawn(f"rasa-{i}", rasa_command(self.settings, port, config), rasa)
+        self.spawn("worker", worker_command(), worker_env(self.settings))
+        web_env = self.settings.replace(rasa_url=self.rasa_url).child_env(PYTHONPATH=str(self.settings.root))
         gunicorn = [
             sys.executable, "-m", "gunicorn",
             "--workers", str(self.web_workers), "--threads", "8",
             "--bind", f"{self.settings.host}:{self.web_port}",
             "--timeout", "60", "--graceful-timeout", "10",
-            "web:create_app()",
+            "web.wsgi:app",
         ]  # fmt: skip
         self.spawn("web", gunicorn, web_env)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import threading
 
 from bot.answer import Answer, AnswerComposer, PolicyQuote, choice_title
 from bot.escalation import Escalations
@@ -23,7 +22,7 @@ from bot.retrieval.answer_model import names_in
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import coverage
 from bot.retrieval.maintenance import UNUSABLE, load_or_rebuild
-from bot.settings import Settings, get_settings
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class Concierge:
 
     @functools.cached_property
     def escalations(self) -> Escalations:
-        return Escalations(self.settings.database_url)
+        return Escalations.from_settings(self.settings)
 
     @functools.cached_property
     def issues(self) -> RegionalIssues:
@@ -300,25 +299,3 @@ RESIDENCE_WORDS = frozenset(
         *("i", "in", "ward", "near", "ku", "ライブ"),  # ライブ: Sudachi's normalized form of "live"
     }
 )
-
-_instance: Concierge | None = None
-_lock = threading.Lock()
-
-
-def get_concierge() -> Concierge:
-    global _instance
-    with _lock:
-        if _instance is None:
-            _instance = Concierge(get_settings())
-        return _instance
-
-
-def warm_up() -> None:
-    """Load what the first resident would otherwise wait for: encoders, index, Sudachi, GiNZA.
-    The action server calls this before it starts listening (CONCIERGE_WARM_UP=1)."""
-    from bot.privacy import mask
-
-    concierge = get_concierge()
-    concierge.answer("住民票の写しがほしい")
-    mask("山田太郎と申します")
-    concierge.issues  # noqa: B018 - builds the regional-issue recorder (database schema check)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from bot.privacy import mask
-from bot.settings import get_settings
+from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import Ticket, TicketMessage
 from bot.storage.spool import Spool
@@ -150,15 +150,20 @@ class Escalations:
     def __init__(
         self,
         db_url: str,
+        spool_path: Path,
         delivery: Delivery | None = None,
-        spool_path: Path | None = None,
-        attempts: int | None = None,
+        attempts: int = 4,
     ) -> None:
-        settings = get_settings()
+        """`spool_path`: where tickets wait while the database is away (written, never lost)."""
         self.db_url = db_url
         self.delivery = delivery
-        self.spool = Spool(spool_path or settings.var_dir / "spool" / "tickets.jsonl")
-        self.attempts = attempts or settings.db_attempts
+        self.spool = Spool(spool_path)
+        self.attempts = attempts
+
+    @classmethod
+    def from_settings(cls, settings: Settings, delivery: Delivery | None = None) -> Escalations:
+        spool = settings.var_dir / "spool" / "tickets.jsonl"
+        return cls(settings.database_url, spool, delivery, settings.db_attempts)
 
     def _retrying(self) -> Retrying:
         return Retrying(

@@ -8,7 +8,6 @@ raises when LINE is unreachable, slow or refuses becomes one LineApiError.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +27,8 @@ from linebot.v3.messaging import (
 )
 from linebot.v3.messaging.exceptions import ApiException, OpenApiException
 
+from bot.settings import Settings
+
 MAX_MESSAGES = 5
 MAX_TEXT = 5000
 MAX_QUICK_REPLIES = 13
@@ -42,17 +43,13 @@ class LineConfig:
     timeout: float = 10.0  # seconds to wait for the LINE API (connect and read)
 
     @classmethod
-    def from_env(cls) -> LineConfig | None:
+    def from_settings(cls, settings: Settings) -> LineConfig | None:
         """None unless both credentials are set: then the LINE route is off."""
-        secret, token = os.environ.get("LINE_CHANNEL_SECRET"), os.environ.get("LINE_CHANNEL_ACCESS_TOKEN")
+        secret = settings.line_channel_secret.get_secret_value()
+        token = settings.line_channel_access_token.get_secret_value()
         if not (secret and token):
             return None
-        return cls(
-            secret,
-            token,
-            os.environ.get("LINE_API_BASE", "https://api.line.me"),
-            float(os.environ.get("LINE_API_TIMEOUT", "10")),
-        )
+        return cls(secret, token, settings.line_api_base, settings.line_api_timeout_s)
 
 
 class LineApiError(Exception):

@@ -65,7 +65,9 @@ def issue_dict(issue: RegionalIssue, examples: bool = True) -> dict:
 
 
 class RegionalIssues:
-    def __init__(self, db_url: str, encoder: Encoder, threshold: float) -> None:
+    def __init__(self, db_url: str, encoder: Encoder | None, threshold: float) -> None:
+        """`encoder` groups new questions (the action server's); the console only reads and
+        manages issues, and passes None."""
         self.db_url = db_url
         self.encoder = encoder
         self.threshold = threshold
@@ -75,6 +77,8 @@ class RegionalIssues:
     ) -> dict:
         """Store one unanswered question (masked) and put it in its regional issue. `topic` is the
         part of the text that says what is asked (grouping ignores 「多摩区に住んでいます」)."""
+        if self.encoder is None:
+            raise RuntimeError("recording a question needs the encoder that groups questions")
         masked = mask(text)
         topic_masked = masked if not topic or topic == text else mask(topic)  # one GiNZA pass, not two
         vector = self.encoder.encode([topic_masked], "query")[0].astype(np.float32)

@@ -38,10 +38,13 @@ def model_path(settings: Settings) -> Path:
 
 
 def _child_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **extra)
-    env["PYTHONPATH"] = str(settings.root)
-    return env
+    return settings.child_env(
+        RASA_TELEMETRY_ENABLED="false",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(settings.root),
+        **extra,
+    )
 
 
 def tracker_store_config(settings: Settings) -> dict:
@@ -95,7 +98,15 @@ def actions_command(port: int) -> list[str]:
     return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
 
 
-def rasa_command(settings: Settings, port: int, endpoints: Path) -> list[str]:
+def credentials_yaml(settings: Settings) -> str:
+    """The channels the Rasa server opens, with what they need of the settings (the Rasa server
+    does not read our settings itself: it runs in its own environment)."""
+    channels = {"bot.channels.ConciergeRestInput": {"max_message_chars": settings.max_message_chars}}
+    return yaml.safe_dump(channels, sort_keys=False)
+
+
+def rasa_command(settings: Settings, port: int, config_dir: Path) -> list[str]:
+    """`config_dir` gets this server's endpoints.yml and credentials.yml (see write_rasa_config)."""
     return [
         str(settings.rasa_venv / "bin" / "rasa"),
         "run",
@@ -107,10 +118,21 @@ def rasa_command(settings: Settings, port: int, endpoints: Path) -> list[str]:
         "--port",
         str(port),
         "--endpoints",
-        str(endpoints),
+        str(config_dir / "endpoints.yml"),
         "--credentials",
-        str(settings.root / "credentials.yml"),
+        str(config_dir / "credentials.yml"),
     ]
+
+
+def write_rasa_config(settings: Settings, config_dir: Path, actions_url: str) -> Path:
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "endpoints.yml").write_text(endpoints_yaml(settings, actions_url))
+    (config_dir / "credentials.yml").write_text(credentials_yaml(settings))
+    return config_dir
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "bot.cli", "knowledge", "worker"]
 
 
 def rasa_env(settings: Settings) -> dict[str, str]:
@@ -128,7 +150,11 @@ def rasa_env(settings: Settings) -> dict[str, str]:
 
 def actions_env(settings: Settings) -> dict[str, str]:
     # load encoders, index and GiNZA before listening, so the first resident does not wait
-    return _child_env(settings, SANIC_HOST=settings.host, CONCIERGE_WARM_UP="1")
+    return _child_env(settings.replace(warm_up=True), SANIC_HOST=settings.host)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    return _child_env(settings)
 
 
 @dataclass
@@ -138,7 +164,6 @@ class Processes:
     settings: Settings
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)  # on top of each process's own environment
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +172,7 @@ class Processes:
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**env, **self.env},
+            env=env,
             cwd=self.settings.root,
             start_new_session=True,
         )
@@ -206,10 +231,12 @@ class Stack(Processes):
         self.spawn("actions", actions_command(self.actions_port), actions_env(self.settings))
 
     def start_rasa(self) -> None:
-        endpoints = self.log_dir / f"endpoints-{self.rasa_port}.yml"
-        endpoints.parent.mkdir(parents=True, exist_ok=True)
-        endpoints.write_text(endpoints_yaml(self.settings, self.actions_url))
-        self.spawn("rasa", rasa_command(self.settings, self.rasa_port, endpoints), rasa_env(self.settings))
+        config = write_rasa_config(self.settings, self.log_dir / f"rasa-{self.rasa_port}", self.actions_url)
+        self.spawn("rasa", rasa_command(self.settings, self.rasa_port, config), rasa_env(self.settings))
+
+    def start_worker(self) -> None:
+        """The index rebuilds the console asks for (bot/retrieval/rebuild_jobs.py)."""
+        self.spawn("worker", worker_command(), worker_env(self.settings))
 
     def wait_ready(self, timeout: float = 180.0) -> float:
         """Seconds until both servers answer; raises with the log tail if one dies."""
@@ -240,6 +267,7 @@ def running_stack(
     try:
         stack.start_actions()
         stack.start_rasa()
+        stack.start_worker()
         stack.wait_ready()
         yield stack
     finally:

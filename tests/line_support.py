@@ -62,15 +62,12 @@ def start_line_api(handler: type[FakeLineApi] = FakeLineApi):
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def line_app(rasa_url: str, line_api: str, monkeypatch):
-    """The Flask app with LINE switched on, talking to `rasa_url`."""
-    monkeypatch.setenv("LINE_CHANNEL_SECRET", SECRET)
-    monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN", "test-token")
-    monkeypatch.setenv("LINE_API_BASE", line_api)
-    monkeypatch.setenv("CONCIERGE_RASA_URL", rasa_url)
+def line_app(settings, line_api: str, timeout_s: float = 10.0):
+    """The Flask app with LINE switched on, talking to the stack of `settings`."""
     from web import create_app
 
-    return create_app()
+    line = {"line_channel_secret": SECRET, "line_channel_access_token": "test-token"}
+    return create_app(settings.replace(**line, line_api_base=line_api, line_api_timeout_s=timeout_s))
 
 
 def signature(body: bytes) -> str:

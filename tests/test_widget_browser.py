@@ -121,9 +121,8 @@ def test_send_to_answer_time_in_the_browser(browser, web_url):
     assert all(t < 30 for t in times)
 
 
-def test_a_staff_reply_appears_in_the_open_widget(browser, web_url):
+def test_a_staff_reply_appears_in_the_open_widget(browser, web_url, stack_settings):
     from bot.escalation import Escalations, RasaDelivery
-    from bot.settings import Settings
 
     _fresh_widget(browser, web_url)
     _ask(browser, "高津区に住んでいます")
@@ -132,8 +131,8 @@ def test_a_staff_reply_appears_in_the_open_widget(browser, web_url):
     sender = "web-" + browser.execute_script(
         "return JSON.parse(localStorage.getItem('kawasaki-concierge-v1')).sender"
     )
-    settings = Settings()
-    escalations = Escalations(settings.database_url, RasaDelivery(settings.rasa_base_url))
+    settings = stack_settings
+    escalations = Escalations.from_settings(settings, RasaDelivery(settings.rasa_base_url))
     ticket = escalations.open_ticket_of(sender)
     assert ticket is not None and ticket["channel"] == "widget"
     escalations.reply(ticket["id"], "高津区役所の担当です。お話を伺います。")

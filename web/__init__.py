@@ -1,8 +1,8 @@
-"""Flask app factory: one blueprint per audience — residents' widget, LINE, staff console."""
+"""Flask app factory `create_app(settings)`: one blueprint per audience — residents' widget, LINE,
+staff console. The WSGI servers start it through web/wsgi.py, which builds the settings."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -10,17 +10,19 @@ from flask import Flask
 from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
-from bot.line_messaging import LineConfig
+from bot.console import ConsoleService
+from bot.escalation import ChannelDelivery, RasaDelivery
+from bot.line_messaging import LineClient, LineConfig
 from bot.rate_limit import LoginThrottle, SenderRateLimiter
-from bot.settings import Settings, get_settings
+from bot.settings import Settings
 
 csrf = CSRFProtect()
 
 
 def _secret_key(settings: Settings) -> str:
     """From CONCIERGE_SECRET_KEY, else one generated once and kept under var/ (sessions survive restarts)."""
-    if os.environ.get("CONCIERGE_SECRET_KEY"):
-        return os.environ["CONCIERGE_SECRET_KEY"]
+    if settings.secret_key.get_secret_value():
+        return settings.secret_key.get_secret_value()
     path = Path(settings.var_dir) / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,9 +31,8 @@ def _secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def create_app() -> Flask:
+def create_app(settings: Settings) -> Flask:
     app = Flask(__name__, static_folder=None)
-    settings = get_settings()
     app.config.update(
         RASA_URL=settings.rasa_base_url,
         REQUEST_TIMEOUT=settings.request_timeout_s,
@@ -39,7 +40,7 @@ def create_app() -> Flask:
         SECRET_KEY=_secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=os.environ.get("CONCIERGE_SECURE_COOKIES") == "1",  # behind HTTPS
+        SESSION_COOKIE_SECURE=settings.secure_cookies,  # behind HTTPS
         REMEMBER_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=8 * 3600,
         # the widget's script, styles and JSON travel compressed to browsers that accept it
@@ -52,6 +53,14 @@ def create_app() -> Flask:
     app.extensions["login_throttle"] = LoginThrottle(
         settings.login_failures_per_account, settings.login_failures_per_address, settings.rate_limit_storage
     )
+    line_config = LineConfig.from_settings(settings)
+    app.extensions["settings"] = settings
+    app.extensions["console"] = ConsoleService(
+        settings,
+        ChannelDelivery(
+            RasaDelivery(settings.rasa_base_url), LineClient(line_config) if line_config else None
+        ),
+    )
     from web.staff import bp as staff_bp
     from web.staff import login_manager
     from web.widget import bp as widget_bp
@@ -60,7 +69,6 @@ def create_app() -> Flask:
     csrf.exempt(widget_bp)  # JSON API for pages elsewhere; no cookies, so nothing to forge
     app.register_blueprint(widget_bp)
     app.register_blueprint(staff_bp)
-    line_config = LineConfig.from_env()
     if line_config:
         from web.line import create_blueprint
 

@@ -15,12 +15,11 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from bot.concierge import Concierge
-from bot.escalation import ChannelDelivery, Escalations, RasaDelivery, TicketError
+from bot.console import ConsoleService
+from bot.escalation import TicketError
 from bot.knowledge import WARDS
-from bot.knowledge.editor import FIELDS, edit, list_entries, read_fields
-from bot.line_messaging import LineClient, LineConfig
-from bot.settings import get_settings
+from bot.knowledge.editor import FIELDS, list_entries, read_fields
+from bot.settings import Settings
 from bot.staff import audit, audit_log, authenticate, get_user
 from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
 from web import console_text
@@ -63,7 +62,7 @@ class StaffSession(UserMixin):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> StaffSession | None:
-    user = get_user(get_settings().database_url, int(user_id))
+    user = get_user(_settings().database_url, int(user_id))
     return StaffSession(user) if user else None
 
 
@@ -125,24 +124,12 @@ _DONE = {
 }
 
 
-def _settings():
-    return get_settings()
+def _settings() -> Settings:
+    return current_app.extensions["settings"]
 
 
-def _escalations() -> Escalations:
-    settings = _settings()
-    line = LineConfig.from_env()
-    delivery = ChannelDelivery(
-        RasaDelivery(current_app.config["RASA_URL"]), LineClient(line) if line else None
-    )
-    return Escalations(settings.database_url, delivery)
-
-
-def _issues():
-    concierge = current_app.extensions.get("concierge_for_console")
-    if concierge is None:
-        concierge = current_app.extensions["concierge_for_console"] = Concierge(_settings())
-    return concierge
+def _console() -> ConsoleService:
+    return current_app.extensions["console"]
 
 
 def _audit(action: str, target: str = "", detail: str = "") -> None:
@@ -151,7 +138,7 @@ def _audit(action: str, target: str = "", detail: str = "") -> None:
 
 def _visible_ticket(ticket_id: int) -> dict:
     try:
-        ticket = _escalations().get(ticket_id)
+        ticket = _console().escalations.get(ticket_id)
     except TicketError:
         abort(404)
     if not current_user.sees_ward(ticket["ward"]):
@@ -199,7 +186,7 @@ def home():
 def tickets():
     ward = request.args.get("ward") or None
     status = request.args.get("status") or None
-    rows = [t for t in _escalations().list(ward, status) if current_user.sees_ward(t["ward"])]
+    rows = [t for t in _console().escalations.list(ward, status) if current_user.sees_ward(t["ward"])]
     now = datetime.now(UTC)
     for t in rows:
         created = datetime.fromisoformat(t["created_at"])
@@ -231,7 +218,7 @@ def ticket_action(ticket_id: int, verb: str):
     if not form.validate_on_submit():
         flash("入力を確認してください。")
         return redirect(url_for("staff.ticket", ticket_id=ticket_id))
-    esc = _escalations()
+    esc = _console().escalations
     try:
         if verb == "claim":
             esc.claim(ticket_id, current_user.name)
@@ -279,7 +266,7 @@ def _trend_svg(counts: dict[str, list[int]], now: datetime | None = None) -> dic
 def issues():
     wards = WARDS if current_user.role != "ward_staff" else current_user.wards
     ward = request.args.get("ward") or None
-    regional = _issues().issues
+    regional = _console().issues
     rows = [i for i in regional.list(ward) if i["ward"] in wards or current_user.role != "ward_staff"]
     per_ward = {w: sum(i["count"] for i in rows if i["ward"] == w) for w in wards}
     chart = _trend_svg(regional.weekly_counts(list(wards)))
@@ -291,7 +278,7 @@ def issues():
 @bp.route("/issues/<int:issue_id>", methods=["GET", "POST"])
 @login_required
 def issue(issue_id: int):
-    regional = _issues().issues
+    regional = _console().issues
     try:
         data = regional.get(issue_id)
     except KeyError:
@@ -312,7 +299,7 @@ def issue(issue_id: int):
 def issue_draft(issue_id: int):
     if not ActionForm(prefix="draft").validate_on_submit():
         abort(400)
-    path = _issues().issues.draft(issue_id, _settings().knowledge_dir)
+    path = _console().draft_from_issue(issue_id)
     _audit("issue-draft", f"issue:{issue_id}", str(path.name))
     flash(f"下書きを作成しました: knowledge/drafts/{path.name}（編集者が回答と出典を記入してください）")
     return redirect(url_for("staff.issue", issue_id=issue_id))
@@ -322,9 +309,8 @@ def issue_draft(issue_id: int):
 @role_required("editor", "admin")
 def knowledge():
     query = request.args.get("q", "")
-    concierge = _issues()
-    concierge.refresh()
-    return render_template("staff/knowledge.html", entries=list_entries(concierge.kb, query), q=query)
+    entries = list_entries(_console().knowledge(), query)
+    return render_template("staff/knowledge.html", entries=entries, q=query)
 
 
 @bp.route("/knowledge/<kind>/<entry_id>", methods=["GET", "POST"])
@@ -344,14 +330,10 @@ def knowledge_entry(kind: str, entry_id: str):
             abort(400)
         fields = {name: request.form.get(name, "") for name in FIELDS[kind]}
         save = request.form.get("do") == "save"
-        result = edit(settings.knowledge_dir, kind, entry_id, fields, settings.answer_min_score, save)
+        result = _console().edit_entry(kind, entry_id, fields, save, by=current_user.name)
         if result.saved:
-            from bot.retrieval.maintenance import build_from_knowledge
-
-            _reload_kb()
-            build_from_knowledge(settings, _issues().encoders)
             _audit("knowledge-save", f"{kind}:{entry_id}", ", ".join(fields))
-            flash("保存して索引を作り直しました。ボットの次の回答から反映されます。")
+            flash("保存しました。索引を作り直しています。1分ほどでボットの回答に反映されます。")
     return render_template(
         "staff/entry.html",
         kind=kind,
@@ -361,12 +343,6 @@ def knowledge_entry(kind: str, entry_id: str):
         form=form,
         result=result,
     )
-
-
-def _reload_kb():
-    from bot.knowledge import load_knowledge
-
-    return load_knowledge(_settings().knowledge_dir)
 
 
 @bp.get("/audit")

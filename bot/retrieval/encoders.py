@@ -75,7 +75,6 @@ class SentenceTransformerEncoder:
     floor, ceiling = 0.10, 0.70
 
     def __init__(self, path: str, threads: int = 1) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from sentence_transformers import SentenceTransformer
 

@@ -7,10 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
-
-from bot.settings import get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _engines: dict[str, Engine] = {}
@@ -18,10 +16,10 @@ _lock = threading.Lock()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL lets the action server write while the console reads; wait instead of failing."""
+    """WAL lets the action server write while the console reads (how long a writer waits for
+    another is the URL's ?timeout=, see Settings.database_url)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={get_settings().sqlite_busy_timeout_ms:d}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -42,7 +40,7 @@ def get_engine(url: str) -> Engine:
     with _lock:
         if url not in _engines:
             if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                Path(make_url(url).database or ".").parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, pool_pre_ping=True)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)

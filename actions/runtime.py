@@ -1,0 +1,50 @@
+"""The action server's composition root: its settings, read once, and the one Concierge the
+actions share, built from them on first use (encoders and index are loaded once per process).
+
+Tests point the actions at their own knowledge with `configure(Settings(...))`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from bot.concierge import Concierge
+from bot.settings import Settings
+
+_lock = threading.Lock()
+_settings: Settings | None = None
+_concierge: Concierge | None = None
+
+
+def configure(settings: Settings | None) -> None:
+    """Use these settings from now on (None: the environment's, read on next use)."""
+    global _settings, _concierge
+    with _lock:
+        _settings, _concierge = settings, None
+
+
+def settings() -> Settings:
+    global _settings
+    with _lock:
+        _settings = _settings or Settings()
+        return _settings
+
+
+def get_concierge() -> Concierge:
+    global _concierge
+    current = settings()
+    with _lock:
+        if _concierge is None:
+            _concierge = Concierge(current)
+        return _concierge
+
+
+def warm_up() -> None:
+    """Load what the first resident would otherwise wait for: encoders, index, Sudachi, GiNZA.
+    The action server does this before it starts listening (CONCIERGE_WARM_UP=1)."""
+    from bot.privacy import mask
+
+    concierge = get_concierge()
+    concierge.answer("住民票の写しがほしい")
+    mask("山田太郎と申します")
+    concierge.issues  # noqa: B018 - builds the regional-issue recorder (database schema check)

