@@ -141,3 +141,122 @@ def test_a_misspelt_key_is_reported_with_its_file_and_line(small_knowledge: Path
         load_knowledge(small_knowledge)
     (problem,) = [p for p in err.value.problems if "alaises" in p]
     assert problem == f"services.yml:{entry_line}: unknown key 'alaises' (did you mean 'aliases'?)"
+
+
+def _problems_after(folder: Path, name: str, old: str, new: str) -> list[str]:
+    """The problems the loader reports once `old` is replaced by `new` in one file of `folder`."""
+    path = folder / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(KnowledgeError) as err:
+        load_knowledge(folder)
+    return err.value.problems
+
+
+def test_every_knowledge_file_has_a_model_and_loads_without_a_problem():
+    from bot.knowledge.schema import FILES
+
+    folder = ROOT / "knowledge"
+    assert {path.name for path in folder.glob("*.yml")} == set(FILES)  # no file is read unchecked
+    kb = load_knowledge(folder)  # strict: any problem would raise
+    assert kb.sensitive and kb.towns and kb.policy and kb.schedules
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "problem"),
+    [
+        (
+            "offices.yml",
+            "  kind: 連絡所",
+            "  kind: 連絡所\n  reveiw: true",
+            "offices.yml:8: unknown key 'reveiw' (did you mean 'review'?)",
+        ),
+        (
+            "towns.yml",
+            "reading:",
+            "readin:",
+            "towns.yml:1: unknown key 'towns.0.readin' (did you mean 'reading'?)",
+        ),
+        (
+            "hours.yml",
+            "  source: city-web\n",
+            "  source: city-web\n  colse: '17:00'\n",
+            "hours.yml:2: unknown key 'colse' (did you mean 'close'?)",
+        ),
+    ],
+)
+def test_an_unknown_key_is_reported_with_the_entrys_line_and_the_key_it_was_meant_to_be(
+    small_knowledge: Path, name: str, old: str, new: str, problem: str
+):
+    assert _problems_after(small_knowledge, name, old, new) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "problem"),
+    [
+        (
+            "offices.yml",
+            "hours: [ward-weekday]",
+            "hours: [ward-night]",
+            "offices.yml:1: unknown hours 'ward-night' (see hours.yml)",
+        ),
+        (
+            "counters.yml",
+            "source: seed / 第2章 2(1)ア",
+            "source: sead / 第2章 2(1)ア",
+            "counters.yml:7: unknown source 'sead' (see sources.yml)",
+        ),
+        (
+            "services.yml",
+            "offices: [区役所]\n",
+            "offices: [区役所]\n  office_ids: [no-such-office]\n",
+            "services.yml:9: unknown office 'no-such-office' (see offices.yml)",
+        ),
+        (
+            "hours.yml",
+            "  source: city-web\n",
+            "  closed: {holidays: true, source: no-such}\n  source: city-web\n",
+            "hours.yml:2: unknown source 'no-such' (see sources.yml)",
+        ),
+    ],
+)
+def test_a_dangling_reference_is_reported_with_the_entrys_line(
+    small_knowledge: Path, name: str, old: str, new: str, problem: str
+):
+    assert _problems_after(small_knowledge, name, old, new) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            "aliases: [住民票, じゅうみんひょう]",
+            "aliases: 住民票",
+            "services.yml:1: 'aliases': Input should be a valid list",
+        ),
+        (
+            "offices: [区役所, コンビニ]",
+            "offices: []",
+            "services.yml:1: missing 'offices' in entry 'juminhyo'",
+        ),
+        ("id: doro\n", "id: Doro Koen\n", "services.yml:9: 'id': String should match pattern '^[a-z0-9-]+$'"),
+    ],
+)
+def test_a_value_of_the_wrong_type_or_format_is_reported_with_the_entrys_line(
+    small_knowledge: Path, old: str, new: str, problem: str
+):
+    assert _problems_after(small_knowledge, "services.yml", old, new) == [problem]
+
+
+def test_an_unquoted_time_is_reported_not_read_as_a_number(small_knowledge: Path):
+    """YAML reads `open: 8:30` unquoted as the number 510 (base 60): the schema wants "08:30"."""
+    problems = _problems_after(
+        small_knowledge, "hours.yml", "  source: city-web\n", "  open: 8:30\n  source: city-web\n"
+    )
+    assert problems == ["hours.yml:2: 'open': Input should be a valid string"]
+
+
+def test_a_broken_entry_is_reported_once_not_by_every_entry_naming_it(small_knowledge: Path):
+    problems = _problems_after(small_knowledge, "counters.yml", "name: 区民課", "name: ''")
+    assert problems == ["counters.yml:1: missing 'name' in entry 'kumin'"]  # services.yml names kumin too

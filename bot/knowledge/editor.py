@@ -15,20 +15,18 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from bot.answer import AnswerComposer
-from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge, schema
 
 FILES = {"service": "services.yml", "faq": "faq.yml"}
-# Which fields an editor can change, and whether each is a list (one item per line in the form).
+# Which fields an editor can change; whether each is a list (one item per line in the form) is the
+# schema's to say.
+_EDITABLE = {
+    "service": ("name", "aliases", "questions", "bring", "note", "source"),
+    "faq": ("questions", "answer", "source"),
+}
 FIELDS = {
-    "service": {
-        "name": False,
-        "aliases": True,
-        "questions": True,
-        "bring": True,
-        "note": False,
-        "source": False,
-    },
-    "faq": {"questions": True, "answer": False, "source": False},
+    kind: {name: schema.is_list(schema.FILES[FILES[kind]], name) for name in names}
+    for kind, names in _EDITABLE.items()
 }
 
 
