@@ -8,8 +8,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.answer import record_unresolved
 from actions.common import ConciergeAction, offer_handoff, resident_ward, send
+from actions.dialogue import record_unresolved
 from bot.answer import Answer
 from bot.concierge import get_concierge
 
