@@ -15,9 +15,18 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import hand_off, intent_of, offer_handoff, resident_ward, send, sensitive_answer
+from actions.common import (
+    hand_off,
+    intent_of,
+    offer_handoff,
+    resident_language,
+    resident_ward,
+    send,
+    sensitive_answer,
+)
 from bot.answer import OTHER_WARD_PAYLOAD, ward_buttons
 from bot.concierge import Concierge
+from bot.wording import say
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +78,10 @@ def respond(concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tra
         return []
     if step is Step.WHICH_WARD:
         # 「別の区」 after an answer: which one? The answer is given again for the ward picked.
-        dispatcher.utter_message(text="どの区の窓口をご案内しましょうか。", buttons=ward_buttons())
+        dispatcher.utter_message(response="utter_which_ward", buttons=ward_buttons())
         return []
     if step is Step.WARD_UNKNOWN:
-        dispatcher.utter_message(
-            text="すみません、お住まいの区がわかりませんでした。次から選んでください。",
-            buttons=ward_buttons(),
-        )
+        dispatcher.utter_message(response="utter_ward_unknown", buttons=ward_buttons())
         return []
     if step is Step.WARD_GIVEN:
         assert ward is not None
@@ -83,7 +89,7 @@ def respond(concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tra
     if step is Step.SENSITIVE:
         topic = concierge.sensitive_topic(text)
         assert topic is not None
-        answer = sensitive_answer(topic)
+        answer = sensitive_answer(topic, resident_language(tracker))
         send(dispatcher, answer)
         return [SlotSet("ward", ward), SlotSet("last_counter", answer.counter)]
     if step is Step.OUT_OF_SCOPE:
@@ -106,10 +112,12 @@ def set_ward(
         send(dispatcher, concierge.answer(pending, ward))
         return [SlotSet("ward", ward), SlotSet("last_question", None)]
     office = concierge.kb.ward_office(ward)
-    place = f"{office.name}（{office.address}）" if office else f"{ward}の区役所"
-    dispatcher.utter_message(
-        text=f"{ward}ですね。{place}をご案内します。ご用件（例:「住民票がほしい」）をどうぞ。"
-    )
+    lang = resident_language(tracker)
+    if office:
+        place = say("utter_ward_office_at", lang, office=office.name, address=office.address)
+    else:
+        place = say("utter_ward_office_of", lang, ward=ward)
+    dispatcher.utter_message(response="utter_ward_noted", ward=ward, place=place)
     return [SlotSet("ward", ward)]
 
 
@@ -129,7 +137,7 @@ def answer_question(
     record_unresolved(concierge, tracker, text, ward, answer.confidence)
     misses = int(tracker.get_slot("misses") or 0) + 1
     if misses >= concierge.settings.misses_before_handoff:
-        answer = offer_handoff(answer)
+        answer = offer_handoff(answer, answer.lang)
     send(dispatcher, answer)
     return [SlotSet("ward", ward), SlotSet("last_question", None), SlotSet("misses", misses)]
 

@@ -50,6 +50,7 @@ class Answer:
     address: str = ""
     hours: list[str] = field(default_factory=list)
     bring: list[str] = field(default_factory=list)
+    lang: str = "ja"  # the language it is written in (what the actions add follows it)
 
     def card(self) -> dict | None:
         """The office card the widget and LINE show: where to go, when, what to bring, source."""
