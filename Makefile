@@ -9,7 +9,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 KNOWLEDGE := $(wildcard knowledge/*.yml)
-NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/nlu/*.py) bot/japanese.py \
+NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/nlu/*.py) bot/japanese.py bot/wording.py \
               knowledge/towns.yml knowledge/services.yml
 MODEL := models/concierge.tar.gz
 INDEX := var/index/manifest.json

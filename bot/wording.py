@@ -25,7 +25,10 @@ _VARIABLE = re.compile(r"{([^\n{}]+?)}")  # Rasa's own pattern for {slot} and {k
 
 
 def language_of(text: str) -> str:
-    """The resident's language for this message: English when most letters are Latin."""
+    """The resident's language for this message: English when most letters are Latin. A payload
+    (`/greet`, `/inform_ward{...}`) is in no language: the default, not English."""
+    if text.startswith("/"):
+        return DEFAULT_LANGUAGE
     return "en" if is_mostly_latin(text) else DEFAULT_LANGUAGE
 
 
