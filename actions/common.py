@@ -93,8 +93,10 @@ def sensitive_answer(topic: SensitiveTopic, lang: str) -> Answer:
         contacts="\n".join(contacts),
         sources="／".join(dict.fromkeys(s.label for s in sources)),
     )
-    counter = topic.counter.name if topic.counter else None
-    return Answer(text=text, sources=sources, counter=counter, buttons=[HANDOFF_BUTTON])
+    counter, counter_id = (topic.counter.name, topic.counter.id) if topic.counter else (None, None)
+    return Answer(
+        text=text, sources=sources, counter=counter, counter_id=counter_id, buttons=[HANDOFF_BUTTON]
+    )
 
 
 def transcript(tracker: Tracker) -> list[tuple[str, str]]:
@@ -110,7 +112,10 @@ def hand_off(
     concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tracker, ward: str, reason: str
 ) -> list[EventType]:
     """Open a ticket (committed first), tell the resident what happens next, pause the bot."""
-    department = tracker.get_slot("last_counter") or DEFAULT_DEPARTMENT
+    remembered = tracker.get_slot("last_counter")  # a counter's id (its name before issue 15)
+    counters = concierge.kb.counters
+    counter = counters.get(remembered) or next((c for c in counters.values() if c.name == remembered), None)
+    department = counter.name if counter else DEFAULT_DEPARTMENT
     try:
         ticket_id: int | None = concierge.escalations.open_ticket(
             ward=ward,
@@ -122,7 +127,6 @@ def hand_off(
         )
     except StorageUnavailable:  # kept in the spool: staff get it as soon as the database is back
         ticket_id = None
-    counter = next((c for c in concierge.kb.counters.values() if c.name == department), None)
     office = concierge.kb.ward_office(ward)
     hour_ids = (counter.hour_ids if counter else ()) or (office.hour_ids if office else ())
     schedules = [concierge.kb.schedules[h] for h in hour_ids if h in concierge.kb.schedules]

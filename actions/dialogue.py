@@ -91,7 +91,7 @@ def respond(concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tra
         assert topic is not None
         answer = sensitive_answer(topic, resident_language(tracker))
         send(dispatcher, answer)
-        return [SlotSet("ward", ward), SlotSet("last_counter", answer.counter)]
+        return [SlotSet("ward", ward), SlotSet("last_counter", answer.counter_id)]
     if step is Step.OUT_OF_SCOPE:
         dispatcher.utter_message(response="utter_out_of_scope")
         return []
@@ -131,7 +131,7 @@ def answer_question(
         return [
             SlotSet("ward", ward),
             SlotSet("last_question", text),
-            SlotSet("last_counter", answer.counter),
+            SlotSet("last_counter", answer.counter_id),
             SlotSet("misses", 0),
         ]
     record_unresolved(concierge, tracker, text, ward, answer.confidence)
