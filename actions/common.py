@@ -1,4 +1,8 @@
-"""What the actions share: the resident's ward, sending an Answer, handing off to staff."""
+"""What the actions share: the resident's ward and language, sending an Answer, handing off to staff.
+
+Their words are responses in domain.yml: a message of its own is uttered by Rasa
+(`response=`, the variation for the `language` slot); words added to a composed Answer are read
+from the same responses through bot/wording.py."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from bot.concierge import Concierge
 from bot.escalation import StorageUnavailable
 from bot.knowledge import WARDS
 from bot.knowledge.model import SensitiveTopic
+from bot.wording import DEFAULT_LANGUAGE, LANGUAGES, say
 
 log = logging.getLogger(__name__)
 DEFAULT_DEPARTMENT = "総合案内"
@@ -53,6 +58,12 @@ def resident_ward(concierge: Concierge, tracker: Tracker) -> str | None:
     return slot if slot in WARDS else None
 
 
+def resident_language(tracker: Tracker) -> str:
+    """The `language` slot (set from each typed message by bot.nlu.language), as Rasa reads it."""
+    lang = tracker.get_slot("language")
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
 def send(dispatcher: CollectingDispatcher, answer: Answer) -> None:
     dispatcher.utter_message(text=answer.text, buttons=answer.buttons or None, json_message=answer.payload())
 
@@ -62,23 +73,30 @@ def intent_of(tracker: Tracker) -> str | None:
     return intent.get("name")
 
 
-def offer_handoff(answer: Answer) -> Answer:
+def offer_handoff(answer: Answer, lang: str) -> Answer:
     """After repeated failures: say so and put the way to a person in front."""
-    answer.text += (
-        "\n何度もお役に立てず申し訳ありません。職員がご相談を承ります。下のボタンからおつなぎできます。"
-    )
+    answer.text += "\n" + say("utter_offer_handoff", lang)
     answer.buttons = [HANDOFF_BUTTON]
     return answer
 
 
-def sensitive_answer(topic: SensitiveTopic) -> Answer:
-    lines = [f"{topic.label}についてのご相談ですね。専門の相談窓口があります。"]
-    lines += [f"・{c.name}: {c.phone}（{c.note}）" for c in topic.contacts]
-    lines.append("職員と直接お話ししたいときは「担当者と話したい」を押してください。")
+def sensitive_answer(topic: SensitiveTopic, lang: str) -> Answer:
+    """The specialist counters first, with their sources; a person is one tap away."""
+    contacts = [
+        say("utter_sensitive_contact", lang, name=c.name, phone=c.phone, note=c.note) for c in topic.contacts
+    ]
     sources = [c.source for c in topic.contacts]
-    text = "\n".join(lines) + "\n出典: " + "／".join(dict.fromkeys(s.label for s in sources))
-    counter = topic.counter.name if topic.counter else None
-    return Answer(text=text, sources=sources, counter=counter, buttons=[HANDOFF_BUTTON])
+    text = say(
+        "utter_sensitive",
+        lang,
+        topic=topic.label,
+        contacts="\n".join(contacts),
+        sources="／".join(dict.fromkeys(s.label for s in sources)),
+    )
+    counter, counter_id = (topic.counter.name, topic.counter.id) if topic.counter else (None, None)
+    return Answer(
+        text=text, sources=sources, counter=counter, counter_id=counter_id, buttons=[HANDOFF_BUTTON]
+    )
 
 
 def transcript(tracker: Tracker) -> list[tuple[str, str]]:
@@ -94,7 +112,10 @@ def hand_off(
     concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tracker, ward: str, reason: str
 ) -> list[EventType]:
     """Open a ticket (committed first), tell the resident what happens next, pause the bot."""
-    department = tracker.get_slot("last_counter") or DEFAULT_DEPARTMENT
+    remembered = tracker.get_slot("last_counter")  # a counter's id (its name before issue 15)
+    counters = concierge.kb.counters
+    counter = counters.get(remembered) or next((c for c in counters.values() if c.name == remembered), None)
+    department = counter.name if counter else DEFAULT_DEPARTMENT
     try:
         ticket_id: int | None = concierge.escalations.open_ticket(
             ward=ward,
@@ -106,37 +127,26 @@ def hand_off(
         )
     except StorageUnavailable:  # kept in the spool: staff get it as soon as the database is back
         ticket_id = None
-    counter = next((c for c in concierge.kb.counters.values() if c.name == department), None)
     office = concierge.kb.ward_office(ward)
     hour_ids = (counter.hour_ids if counter else ()) or (office.hour_ids if office else ())
     schedules = [concierge.kb.schedules[h] for h in hour_ids if h in concierge.kb.schedules]
     when = when_staff_answer(schedules, datetime.now(JST))
     hours = "／".join(s.text for s in schedules)
-    if ticket_id is None:
-        opening = (
-            "ただいま受付の記録に時間がかかっていますが、ご相談の内容はお預かりしました。"
-            f"復旧しだい{ward}の{department}の担当者にお渡しします。"
-        )
-    else:
-        opening = f"受付番号 {ticket_id} で、{ward}の{department}の担当者におつなぎしました。"
-    text = (
-        f"{opening}{when}、このチャットでご連絡します。\n（受付時間: {hours}）\n"
-        "それまでボットからのお返事は控えます。ボットに戻るときは「ボットに戻る」と送ってください。"
+    card = Answer(text="", ward=ward, counter=department if counter else None, handoff=True)
+    card.office = office.name if office else None
+    # the response carries the 「ボットに戻る」 button; the card says where and that it is a hand-off
+    dispatcher.utter_message(
+        response="utter_handoff_spooled" if ticket_id is None else "utter_handoff_opened",
+        json_message=card.payload(),
+        ticket=ticket_id,
+        ward=ward,
+        department=department,
+        when=when,
+        hours=hours,
     )
-    answer = Answer(text=text, ward=ward, counter=department if counter else None, handoff=True)
-    answer.office = office.name if office else None
-    answer.buttons = [RESUME_BUTTON]  # the way back is a tap, not a phrase to type
-    send(dispatcher, answer)
     return [SlotSet("handoff_pending", None), SlotSet("misses", 0), ConversationPaused()]
 
 
-# Sent as text: the REST channel recognises it and resumes a paused conversation.
-RESUME_BUTTON = {"title": "ボットに戻る", "payload": "ボットに戻る"}
-
-
 def ask_ward_for_handoff(dispatcher: CollectingDispatcher, reason: str) -> list[EventType]:
-    dispatcher.utter_message(
-        text="担当の職員におつなぎします。お住まいの区を選んでください。",
-        buttons=ward_buttons(),
-    )
+    dispatcher.utter_message(response="utter_handoff_ask_ward", buttons=ward_buttons())
     return [SlotSet("handoff_pending", reason)]

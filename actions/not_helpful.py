@@ -8,10 +8,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.answer import record_unresolved
-from actions.common import ConciergeAction, offer_handoff, resident_ward, send
+from actions.common import ConciergeAction, offer_handoff, resident_language, resident_ward, send
+from actions.dialogue import record_unresolved
 from actions.runtime import get_concierge
 from bot.answer import Answer
+from bot.wording import say
 
 
 class ActionNotHelpful(ConciergeAction):
@@ -25,10 +26,9 @@ class ActionNotHelpful(ConciergeAction):
         if question:
             record_unresolved(concierge, tracker, question, ward, 0.0)
         misses = int(tracker.get_slot("misses") or 0) + 1
-        answer = Answer(
-            text="お役に立てず申し訳ありません。言い方を変えてもう一度お聞きいただけますか。", ward=ward
-        )
+        lang = resident_language(tracker)
+        answer = Answer(text=say("utter_not_helpful", lang), ward=ward)
         if misses >= concierge.settings.misses_before_handoff:
-            answer = offer_handoff(answer)
+            answer = offer_handoff(answer, lang)
         send(dispatcher, answer)
         return [SlotSet("misses", misses), SlotSet("last_question", None)]

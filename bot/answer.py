@@ -40,7 +40,8 @@ class Answer:
     text: str
     sources: list[Source] = field(default_factory=list)
     office: str | None = None
-    counter: str | None = None
+    counter: str | None = None  # its name, as cards and tickets show it
+    counter_id: str | None = None  # what the dialogue remembers (the `last_counter` slot)
     ward: str | None = None
     buttons: list[dict[str, str]] = field(default_factory=list)
     unresolved: bool = False
@@ -50,6 +51,7 @@ class Answer:
     address: str = ""
     hours: list[str] = field(default_factory=list)
     bring: list[str] = field(default_factory=list)
+    lang: str = "ja"  # the language it is written in (what the actions add follows it)
 
     def card(self) -> dict | None:
         """The office card the widget and LINE show: where to go, when, what to bring, source."""
@@ -245,6 +247,7 @@ class AnswerComposer:
             )
             answer.office = offices[0].name if offices else None
             answer.counter = service.counter.name if service.counter else None
+            answer.counter_id = service.counter.id if service.counter else None
             answer.sources.append(service.source)
         return answer
 
@@ -315,6 +318,7 @@ class AnswerComposer:
             sources=sources,
             office=main.name if main else None,
             counter=counter.name if counter else None,
+            counter_id=counter.id if counter else None,
             ward=ward,
             buttons=buttons,
             address=main.address if main else "",

@@ -27,17 +27,13 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.japanese import nfkc
-from bot.phrases import TOO_LONG
 from bot.privacy import mask
+from bot.wording import language_of, say
 
 log = logging.getLogger(__name__)
 
 RESUME_WORDS = frozenset({"ボットに戻る", "ぼっとにもどる", "ボットにもどる", "bot", "back to bot"})
 CHANNELS = frozenset({"rest", "widget", "line"})
-APOLOGY = (
-    "申し訳ありません。ただいまシステムの一部が応答していません。お手数ですが、少し時間をおいてもう一度お送りください。"
-    "（Sorry, part of the system is not responding. Please try again shortly.）"
-)
 
 
 # Masking (patterns, Sudachi, GiNZA on long texts) runs here rather than on the event loop, so one
@@ -84,7 +80,8 @@ class ConciergeRestInput(RestInput):
             sender = str(body.get("sender") or "default")[:128]
             raw = body.get("message")
             if isinstance(raw, str) and len(raw) > max_chars:
-                return response.json([{"recipient_id": sender, "text": TOO_LONG.format(limit=max_chars)}])
+                said = say("utter_too_long", language_of(raw), limit=max_chars)
+                return response.json([{"recipient_id": sender, "text": said}])
             text = await mask_off_loop(raw if isinstance(raw, str) else "")
             channel = body.get("input_channel") if body.get("input_channel") in CHANNELS else self.name()
             agent = request.app.ctx.agent
@@ -97,7 +94,7 @@ class ConciergeRestInput(RestInput):
                 log.exception("message from %s failed", sender)
             messages = collector.messages
             if not messages and not await _is_paused(agent, sender):
-                messages = [{"recipient_id": sender, "text": APOLOGY}]
+                messages = [{"recipient_id": sender, "text": say("utter_apology", language_of(text))}]
             return response.json(messages)
 
         @bp.route("/messages", methods=["GET"])

@@ -12,7 +12,7 @@ import re
 
 from bot.answer import Answer, AnswerComposer, PolicyQuote, choice_title
 from bot.escalation import Escalations
-from bot.japanese import default_analyzer, is_mostly_latin, nfkc
+from bot.japanese import default_analyzer, nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.knowledge.model import PolicyChunk, SensitiveTopic
 from bot.places import Gazetteer, PlaceMatch
@@ -23,6 +23,7 @@ from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import coverage
 from bot.retrieval.maintenance import UNUSABLE, load_or_rebuild
 from bot.settings import Settings
+from bot.wording import language_of
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,15 @@ class Concierge:
         return self.gazetteer.find(text)
 
     def answer(self, text: str, ward: str | None = None, intent: str | None = None) -> Answer:
-        self.refresh()
         query = text[: self.settings.max_message_chars]
+        lang = language_of(query)
+        answer = self._answer(query, ward, intent, lang)
+        answer.lang = lang
+        return answer
+
+    def _answer(self, query: str, ward: str | None, intent: str | None, lang: str) -> Answer:
+        self.refresh()
         places = self.gazetteer.names_in(query)  # they pick the ward, not the topic
-        lang = "en" if is_mostly_latin(query) else "ja"
         if intent == "ask_hours":
             hits = self.retriever.search(query, k=1, kinds=("service", "office"), places=places)
             hit = hits[0] if hits else None

@@ -23,6 +23,7 @@ from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import Ticket, TicketMessage
 from bot.storage.spool import Spool
+from bot.wording import say
 
 log = logging.getLogger(__name__)
 # What staff are told when their message did not reach the resident (nothing was recorded).
@@ -291,8 +292,7 @@ class Escalations:
             if ticket.status == "closed":
                 return
             if self.delivery:
-                self.delivery.resume(
-                    ticket, notice or "職員の対応を終了しました。ここからはボットがご案内します。"
-                )
+                # the ticket does not know the resident's language: the default's
+                self.delivery.resume(ticket, notice or say("utter_staff_done"))
             ticket.status, ticket.resolution = "closed", mask(resolution) or None
             ticket.closed_at = datetime.now(UTC)

@@ -31,6 +31,7 @@ def test_answer_names_counter_office_and_source(small_knowledge, tmp_path, setti
     assert "中原区役所" in text and "区民課" in text and "出典:" in text
     assert custom["office"] == "中原区役所" and custom["counter"] == "区民課" and custom["sources"]
     assert {"event": "slot", "timestamp": None, "name": "ward", "value": "中原区"} in events
+    assert {"event": "slot", "timestamp": None, "name": "last_counter", "value": "kumin"} in events  # an id
 
 
 def test_ward_asked_when_unknown_then_pending_question_answered(
@@ -79,3 +80,20 @@ def test_a_rebuilt_index_is_answered_from_without_restart(small_knowledge, tmp_p
     assert stats["documents"] > 0
     assert runtime.get_concierge() is concierge
     assert concierge.answer("住民票がほしい", "中原区").counter == "市民窓口課"
+
+
+def test_the_hand_off_names_the_counter_the_slot_holds_the_id_of(
+    small_knowledge, tmp_path, settings_for
+):
+    from wording_support import text_of
+
+    from actions.handoff import ActionHandoff
+
+    _setup(small_knowledge, tmp_path, settings_for)
+    for remembered in ("kumin", "区民課"):  # an id; a name, as slots held before
+        dispatcher = CollectingDispatcher()
+        slots = {"ward": "中原区", "last_counter": remembered}
+        ActionHandoff().respond(dispatcher, _tracker("職員と話したい", "request_human", slots), {})
+        [message] = dispatcher.messages
+        assert message["department"] == "区民課" and message["custom"]["counter"] == "区民課"
+        assert "中原区の区民課の担当者におつなぎしました" in text_of(message)

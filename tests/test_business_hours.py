@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from wording_support import text_of
 
 from bot.business_hours import JST, is_closed_day, when_staff_answer
 from bot.knowledge import load_knowledge
@@ -98,5 +99,5 @@ def test_on_a_public_holiday_the_handoff_promises_the_next_working_day(
     tracker = Tracker("holiday", {"ward": "中原区"}, latest, [], False, None, {}, "action_listen")
     dispatcher = CollectingDispatcher()
     ActionHandoff().respond(dispatcher, tracker, {})
-    text = dispatcher.messages[0]["text"]
+    text = text_of(dispatcher.messages[0])
     assert "受付番号" in text and "11月24日（火）8:30以降に" in text and "本日" not in text

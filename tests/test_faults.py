@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
+from wording_support import text_of
 
 from actions.common import hand_off
 from bot.concierge import Concierge
@@ -122,7 +123,7 @@ def test_resident_is_told_clearly_when_the_ticket_could_not_be_recorded_yet(
     tracker = Tracker("r1", {}, {"text": "人と話したい"}, [], False, None, {}, "action_listen")
     dispatcher = CollectingDispatcher()
     events = hand_off(concierge, dispatcher, tracker, "中原区", "requested")
-    text = dispatcher.messages[0]["text"]
+    text = text_of(dispatcher.messages[0])
     assert "お預かりしました" in text and "受付番号" not in text
     assert any(e.get("event") == "pause" for e in events)
     assert concierge.escalations.spool.pending() == 1

@@ -133,3 +133,16 @@ def test_two_failures_in_a_row_offer_a_person(stack):
     assert "職員がご相談を承ります" not in first
     second = _say(stack, "miss-1", "商店街のシャッターが閉まったままの店が増えて寂しい")
     assert "職員がご相談を承ります" in _texts(second)
+
+
+def test_an_english_resident_is_handed_off_in_english(stack):
+    sender = f"english-{time.time_ns()}"
+    asked = _say(stack, sender, "I want to talk to a person")
+    assert "Please choose your ward" in _texts(asked)
+    ward = next(b for m in asked for b in m.get("buttons") or [] if b["title"] == "幸区")
+    said = _say(stack, sender, ward["payload"])  # a button: the language of the typed message stays
+    reply = _texts(said)
+    assert "Your request number is" in reply and "幸区" in reply and "受付番号" not in reply
+    assert any(b.get("payload") == "ボットに戻る" for m in said for b in m.get("buttons") or [])
+    japanese = _texts(_say(stack, f"japanese-{time.time_ns()}", "担当の職員さんと話したい"))
+    assert "お住まいの区を選んでください" in japanese

@@ -116,3 +116,19 @@ def test_redis_lock_store_lets_one_server_at_a_time_hold_a_conversation():
     """)
     result = json.loads(out)
     assert result == {"most": 1, "served": list(range(20)), "left": False}
+
+
+def test_every_message_gets_the_language_the_responses_are_picked_by():
+    out = _run_in_rasa_env("""
+        import json
+        from rasa.shared.nlu.training_data.message import Message
+        from bot.nlu.language import LanguageExtractor
+        messages = [Message(data={"text": t}) for t in ["住民票がほしい", "I want to talk to a person"]]
+        LanguageExtractor().process(messages)
+        print(json.dumps([m.get("entities") for m in messages], ensure_ascii=False))
+    """)
+    ja, en = json.loads(out)
+    assert ja == [
+        {"entity": "language", "value": "ja", "start": 0, "end": 7, "extractor": "LanguageExtractor"}
+    ]
+    assert [e["value"] for e in en] == ["en"]

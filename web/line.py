@@ -23,8 +23,8 @@ from linebot.v3.webhooks import (
 )
 
 from bot.line_messaging import LineApiError, LineClient, LineConfig, to_line_messages
-from bot.phrases import BOT_DOWN, NOT_TEXT, RATE_LIMITED
 from bot.rasa_client import RasaClient
+from bot.wording import language_of, say
 
 
 def create_blueprint(config: LineConfig) -> Blueprint:
@@ -39,7 +39,7 @@ def create_blueprint(config: LineConfig) -> Blueprint:
         try:
             return to_line_messages(rasa().send(user_id, text, "line"))
         except requests.RequestException:
-            return [TextMessage(text=BOT_DOWN)]
+            return [TextMessage(text=say("utter_bot_down", language_of(text)))]
 
     @bp.post("/callback")
     def callback():
@@ -65,7 +65,7 @@ def create_blueprint(config: LineConfig) -> Blueprint:
             limiter = current_app.extensions["rate_limiter"]
             if not limiter.allow("line", user_id):
                 seconds = limiter.retry_after("line", user_id)
-                messages = [TextMessage(text=RATE_LIMITED.format(seconds=seconds))]
+                messages = [TextMessage(text=say("utter_rate_limited", seconds=seconds))]
             elif isinstance(event, FollowEvent):
                 messages = answer(user_id, "/greet")
             elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
@@ -73,7 +73,7 @@ def create_blueprint(config: LineConfig) -> Blueprint:
             elif isinstance(event, PostbackEvent):
                 messages = answer(user_id, event.postback.data)
             elif isinstance(event, MessageEvent):
-                messages = [TextMessage(text=NOT_TEXT)]
+                messages = [TextMessage(text=say("utter_not_text"))]
             else:
                 continue
             if messages and getattr(event, "reply_token", None):

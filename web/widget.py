@@ -15,8 +15,8 @@ import requests
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
 
 from bot.knowledge import WARDS
-from bot.phrases import BOT_DOWN, RATE_LIMITED
 from bot.rasa_client import RasaClient
+from bot.wording import language_of, say
 
 bp = Blueprint("widget", __name__)
 
@@ -120,13 +120,16 @@ def message():
     limiter = current_app.extensions["rate_limiter"]
     if not limiter.allow("widget", sender):
         seconds = limiter.retry_after("widget", sender)
-        resp = jsonify(messages=[{"text": RATE_LIMITED.format(seconds=seconds)}], error="rate_limited")
+        said = say("utter_rate_limited", language_of(text), seconds=seconds)
+        resp = jsonify(messages=[{"text": said}], error="rate_limited")
         return resp, 429, {"Retry-After": str(seconds)}
     try:
         messages = _rasa().send(f"web-{sender}", text, "widget")  # Rasa's channel refuses over-long text
     except requests.RequestException:
         current_app.logger.warning("Rasa server unreachable at %s", current_app.config["RASA_URL"])
-        return jsonify(messages=[{"text": BOT_DOWN}], error="bot_unavailable"), 503
+        return jsonify(
+            messages=[{"text": say("utter_bot_down", language_of(text))}], error="bot_unavailable"
+        ), 503
     return jsonify(messages=messages)
 
 

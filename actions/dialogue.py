@@ -1,0 +1,154 @@
+"""The turns action_answer and action_set_ward share, and the one router that picks between them.
+
+Rasa's rules send ask_*/out_of_scope/nlu_fallback to action_answer and inform_ward to
+action_set_ward. What a rule cannot know needs the knowledge: whether 「幸区」 says more than a
+place, whether a message names a sensitive topic. `route` decides that, once, for both actions;
+the steps below only carry the decision out. Both actions import this module (never each other).
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import (
+    hand_off,
+    intent_of,
+    offer_handoff,
+    resident_language,
+    resident_ward,
+    send,
+    sensitive_answer,
+)
+from bot.answer import OTHER_WARD_PAYLOAD, ward_buttons
+from bot.concierge import Concierge
+from bot.wording import say
+
+log = logging.getLogger(__name__)
+
+
+class Step(Enum):
+    EMPTY = "empty"  # nothing was typed
+    WHICH_WARD = "which_ward"  # 「別の区」 tapped: ask which one
+    WARD_UNKNOWN = "ward_unknown"  # inform_ward, but no ward could be read
+    WARD_GIVEN = "ward_given"  # only a place: finish what was waiting for the ward
+    SENSITIVE = "sensitive"  # a topic with a specialist counter, whatever the intent
+    OUT_OF_SCOPE = "out_of_scope"
+    QUESTION = "question"  # answer from the knowledge index
+
+
+def route(concierge: Concierge, tracker: Tracker) -> tuple[Step, str | None]:
+    """The step for the latest message and the ward it goes with. The intent comes from Rasa; the
+    checks here are the ones that need the knowledge (places, sensitive keywords)."""
+    text = tracker.latest_message.get("text") or ""
+    intent = intent_of(tracker)
+    if intent == "inform_ward":
+        if text.strip() == OTHER_WARD_PAYLOAD:
+            return Step.WHICH_WARD, None
+        ward = resident_ward(concierge, tracker)
+        if ward is None:
+            return Step.WARD_UNKNOWN, None
+        if not concierge.says_more_than_place(text):
+            return Step.WARD_GIVEN, ward
+        # 「多摩区に住んでいます。空き家が…」: a question too, answered like any other
+    elif not text.strip():
+        return Step.EMPTY, None
+    else:
+        place = concierge.find_place(text)
+        if place and not concierge.says_more_than_place(text):  # 「幸区」 alone, whatever NLU thought
+            return Step.WARD_GIVEN, place.ward
+    ward = resident_ward(concierge, tracker)
+    if concierge.sensitive_topic(text):
+        return Step.SENSITIVE, ward
+    if intent == "out_of_scope":
+        return Step.OUT_OF_SCOPE, ward
+    return Step.QUESTION, ward
+
+
+def respond(concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Carry out the routed step."""
+    step, ward = route(concierge, tracker)
+    text = tracker.latest_message.get("text") or ""
+    if step is Step.EMPTY:
+        dispatcher.utter_message(response="utter_empty")
+        return []
+    if step is Step.WHICH_WARD:
+        # 「別の区」 after an answer: which one? The answer is given again for the ward picked.
+        dispatcher.utter_message(response="utter_which_ward", buttons=ward_buttons())
+        return []
+    if step is Step.WARD_UNKNOWN:
+        dispatcher.utter_message(response="utter_ward_unknown", buttons=ward_buttons())
+        return []
+    if step is Step.WARD_GIVEN:
+        assert ward is not None
+        return set_ward(concierge, dispatcher, tracker, ward)
+    if step is Step.SENSITIVE:
+        topic = concierge.sensitive_topic(text)
+        assert topic is not None
+        answer = sensitive_answer(topic, resident_language(tracker))
+        send(dispatcher, answer)
+        return [SlotSet("ward", ward), SlotSet("last_counter", answer.counter_id)]
+    if step is Step.OUT_OF_SCOPE:
+        dispatcher.utter_message(response="utter_out_of_scope")
+        return []
+    return answer_question(concierge, dispatcher, tracker, text, ward)
+
+
+def set_ward(
+    concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tracker, ward: str
+) -> list[EventType]:
+    """The resident told us only where they live: finish what was waiting for the ward."""
+    if tracker.get_slot("handoff_pending"):
+        return [
+            SlotSet("ward", ward),
+            *hand_off(concierge, dispatcher, tracker, ward, tracker.get_slot("handoff_pending")),
+        ]
+    pending = tracker.get_slot("last_question")
+    if pending:
+        send(dispatcher, concierge.answer(pending, ward))
+        return [SlotSet("ward", ward), SlotSet("last_question", None)]
+    office = concierge.kb.ward_office(ward)
+    lang = resident_language(tracker)
+    if office:
+        place = say("utter_ward_office_at", lang, office=office.name, address=office.address)
+    else:
+        place = say("utter_ward_office_of", lang, ward=ward)
+    dispatcher.utter_message(response="utter_ward_noted", ward=ward, place=place)
+    return [SlotSet("ward", ward)]
+
+
+def answer_question(
+    concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tracker, text: str, ward: str | None
+) -> list[EventType]:
+    """An answer from the index; a miss is recorded, and repeated misses offer a person."""
+    answer = concierge.answer(text, ward, intent_of(tracker))
+    if not answer.unresolved:
+        send(dispatcher, answer)
+        return [
+            SlotSet("ward", ward),
+            SlotSet("last_question", text),
+            SlotSet("last_counter", answer.counter_id),
+            SlotSet("misses", 0),
+        ]
+    record_unresolved(concierge, tracker, text, ward, answer.confidence)
+    misses = int(tracker.get_slot("misses") or 0) + 1
+    if misses >= concierge.settings.misses_before_handoff:
+        answer = offer_handoff(answer, answer.lang)
+    send(dispatcher, answer)
+    return [SlotSet("ward", ward), SlotSet("last_question", None), SlotSet("misses", misses)]
+
+
+def record_unresolved(
+    concierge: Concierge, tracker: Tracker, text: str, ward: str | None, score: float
+) -> None:
+    """Log the question as a regional issue; a database failure must not silence the bot."""
+    try:
+        concierge.issues.record(
+            text, ward, score, tracker.get_latest_input_channel(), topic=concierge.topic_of(text)
+        )
+    except Exception:
+        log.exception("could not record an unresolved question for %s", tracker.sender_id)
