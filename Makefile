@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export SE_OFFLINE := true
 
 KNOWLEDGE := $(wildcard knowledge/*.yml)
-NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/nlu/*.py) bot/japanese.py bot/wording.py \
+NLU_INPUTS := config.yml domain.yml $(wildcard nlu_data/*.yml) $(wildcard bot/rasa_server/nlu/*.py) bot/japanese.py bot/wording.py \
               knowledge/towns.yml knowledge/services.yml
 MODEL := models/concierge.tar.gz
 INDEX := var/index/manifest.json

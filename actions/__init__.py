@@ -3,5 +3,5 @@ actions/runtime.py builds it from the settings."""
 
 from actions import runtime
 
-if runtime.settings().warm_up:  # set for the action server by bot/services.py
+if runtime.settings().warm_up:  # set for the action server by bot/supervisor/processes.py
     runtime.warm_up()

@@ -16,9 +16,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.answer import HANDOFF_BUTTON, Answer, ward_buttons
+from bot.answering.composer import HANDOFF_BUTTON, Answer, ward_buttons
+from bot.answering.concierge import Concierge
 from bot.business_hours import JST, when_staff_answer
-from bot.concierge import Concierge
 from bot.escalation import StorageUnavailable
 from bot.knowledge import WARDS
 from bot.knowledge.model import SensitiveTopic
@@ -59,7 +59,7 @@ def resident_ward(concierge: Concierge, tracker: Tracker) -> str | None:
 
 
 def resident_language(tracker: Tracker) -> str:
-    """The `language` slot (set from each typed message by bot.nlu.language), as Rasa reads it."""
+    """The `language` slot (set from each typed message by bot.rasa_server.nlu.language), as Rasa reads it."""
     lang = tracker.get_slot("language")
     return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 

@@ -24,8 +24,8 @@ from actions.common import (
     send,
     sensitive_answer,
 )
-from bot.answer import OTHER_WARD_PAYLOAD, ward_buttons
-from bot.concierge import Concierge
+from bot.answering.composer import OTHER_WARD_PAYLOAD, ward_buttons
+from bot.answering.concierge import Concierge
 from bot.wording import say
 
 log = logging.getLogger(__name__)

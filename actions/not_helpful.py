@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import ConciergeAction, offer_handoff, resident_language, resident_ward, send
 from actions.dialogue import record_unresolved
 from actions.runtime import get_concierge
-from bot.answer import Answer
+from bot.answering.composer import Answer
 from bot.wording import say
 
 

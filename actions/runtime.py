@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from bot.concierge import Concierge
+from bot.answering.concierge import Concierge
 from bot.settings import Settings
 
 _lock = threading.Lock()
@@ -45,6 +45,7 @@ def warm_up() -> None:
     from bot.privacy import mask
 
     concierge = get_concierge()
-    concierge.answer("住民票の写しがほしい")
-    mask("山田太郎と申します")
+    service = next(iter(concierge.kb.services.values()))  # any catalogued question will do
+    concierge.answer(service.questions[0] if service.questions else service.name)
+    mask("")  # loads the name recogniser
     concierge.issues  # noqa: B018 - builds the regional-issue recorder (database schema check)

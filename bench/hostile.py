@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.masking import FAMILIES, _repeated
-from bot.services import running_stack
 from bot.settings import Settings
+from bot.supervisor.processes import running_stack
 
 CAP = 2000
 

@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from bench.figures import percentile, print_rows
+from bot.answering.places import Gazetteer
 from bot.knowledge import load_knowledge
-from bot.places import Gazetteer
 from bot.retrieval.answer_model import load_answer_model
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import Retriever

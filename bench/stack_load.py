@@ -24,9 +24,9 @@ import requests
 
 from bench.figures import percentile
 from bench.kawasaki_retrieval import dev_rows
-from bot.cluster import Cluster
 from bot.settings import ROOT, Settings
 from bot.storage.scratch import scratch_database
+from bot.supervisor.cluster import Cluster
 
 WRK_SCRIPT = ROOT / "bench" / "wrk_rest.lua"
 RASA_PROCESSES, ACTION_PROCESSES = 2, 1  # one Rasa server per core; one action server is enough

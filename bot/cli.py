@@ -35,7 +35,7 @@ def _reply_record(qid: str, reply) -> dict:
 def _rasa(settings: Settings) -> Iterator[str]:
     """URL of a ready Rasa server: the configured one if it answers, else one started here."""
     from bot.rasa_client import RasaClient
-    from bot.services import running_stack
+    from bot.supervisor.processes import running_stack
 
     if RasaClient(settings.rasa_base_url).is_ready():
         yield settings.rasa_base_url
@@ -155,7 +155,7 @@ def _rebuild_worker(settings: Settings) -> int:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Top-1 accuracy (entry, counter and office right) and MRR of the answering core."""
-    from bot.concierge import Concierge
+    from bot.answering.concierge import Concierge
     from bot.evaluation import evaluate, gate_failures, table
 
     result = evaluate(Concierge(settings), Path(args.file), part=args.part)
@@ -226,7 +226,7 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_regional_issues(args: argparse.Namespace, settings: Settings) -> int:
     """Unanswered questions grouped by ward and topic; draft a knowledge entry from one."""
-    from bot.console import ConsoleService
+    from bot.console.service import ConsoleService
 
     issues = ConsoleService(settings).issues
     try:
@@ -247,7 +247,7 @@ def cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
     """Create staff console accounts (the first admin too)."""
     import getpass
 
-    from bot.staff import StaffError, add_user
+    from bot.console.accounts import StaffError, add_user
 
     password = args.password or settings.staff_password.get_secret_value() or getpass.getpass("password: ")
     try:
@@ -262,7 +262,7 @@ def cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
     from bot.line_messaging import LineConfig
-    from bot.services import Stack
+    from bot.supervisor.processes import Stack
 
     stack = Stack(
         settings, settings.var_dir / "logs", rasa_port=settings.rasa_port, actions_port=settings.actions_port
@@ -321,7 +321,7 @@ def _serve(group, stopping: list[bool]) -> None:
 
 
 def cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cluster import Cluster, cluster_settings_problems
+    from bot.supervisor.cluster import Cluster, cluster_settings_problems
 
     problems = cluster_settings_problems(settings)
     if problems:

@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.concierge import Concierge
+from bot.answering.concierge import Concierge
 from bot.japanese import nfkc
 
 OUTCOMES = ("right", "wrong", "abstained")

@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     line_api_base: str = env("LINE_API_BASE", "https://api.line.me")
     line_api_timeout_s: float = env("LINE_API_TIMEOUT", 10.0)
     # The action server loads encoders, index, Sudachi and GiNZA before it listens (set by
-    # bot/services.py for the action server it starts).
+    # bot/supervisor/processes.py for the action server it starts).
     warm_up: bool = env("CONCIERGE_WARM_UP", False)
 
     @field_validator("encoders", mode="before")

@@ -24,10 +24,13 @@ PHRASE_PREFIX = "utter_phrase_"  # the composer's sentence parts
 _VARIABLE = re.compile(r"{([^\n{}]+?)}")  # Rasa's own pattern for {slot} and {kwarg}
 
 
+_KANA = re.compile("[\u3041-\u309f\u30a1-\u30ff\uff66-\uff9f]")  # hiragana, katakana, half-width kana
+
+
 def language_of(text: str) -> str:
     """The resident's language for this message: English when most letters are Latin. A payload
     (`/greet`, `/inform_ward{...}`) is in no language: the default, not English."""
-    if text.startswith("/"):
+    if text.startswith("/") or _KANA.search(text):  # kana: Japanese, whatever Latin is around it
         return DEFAULT_LANGUAGE
     return "en" if is_mostly_latin(text) else DEFAULT_LANGUAGE
 

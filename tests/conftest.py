@@ -56,7 +56,7 @@ def pg_database():
 def stack(pg_database, tmp_path_factory):
     """The real Rasa server + action server on free ports, with the trained model, Rasa's tracker
     store and the concierge database on PostgreSQL, and logs in a fresh folder."""
-    from bot.services import running_stack
+    from bot.supervisor.processes import running_stack
 
     # knowledge and index are copies, so the console's knowledge editing test edits no repo file
     work = tmp_path_factory.mktemp("concierge")

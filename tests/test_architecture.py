@@ -25,7 +25,7 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     """Module → project modules it imports anywhere in its body (functions included)."""
     modules = _modules(root)
 
-    def known(name: str) -> str | None:  # `bot.answer.Answer` → `bot.answer`
+    def known(name: str) -> str | None:  # `bot.answering.composer.Answer` → `bot.answering.composer`
         while name and name not in modules:
             name = name.rpartition(".")[0]
         return name or None

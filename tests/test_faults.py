@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from wording_support import text_of
 
 from actions.common import hand_off
-from bot.concierge import Concierge
+from bot.answering.concierge import Concierge
 from bot.escalation import Escalations, StorageUnavailable
 from bot.knowledge import load_knowledge
 from bot.retrieval.documents import documents_from

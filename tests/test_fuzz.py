@@ -213,13 +213,11 @@ def test_widget_limits_each_resident_not_everyone(web_url):
 
 
 @pytest.fixture(scope="module")
-def line_client(stack):
+def line_client(stack_settings):
     server, url = start_line_api()
-    patch = pytest.MonkeyPatch()
     try:
-        yield line_app(stack.rasa_url, url, patch).test_client()
+        yield line_app(stack_settings, url).test_client()
     finally:
-        patch.undo()
         server.shutdown()
 
 

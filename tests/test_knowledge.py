@@ -78,7 +78,7 @@ REFERRAL = """\
 
 
 def test_a_referral_says_who_handles_it_and_what_the_ward_office_does(small_knowledge: Path):
-    from bot.answer import AnswerComposer
+    from bot.answering.composer import AnswerComposer
 
     service = next(iter(load_knowledge(small_knowledge).services))
     (small_knowledge / "referrals.yml").write_text(REFERRAL.format(service=service), encoding="utf-8")
@@ -103,7 +103,7 @@ def test_a_referral_naming_an_unknown_service_is_reported(small_knowledge: Path)
 
 
 def test_an_uncertain_answer_names_the_choices_and_a_person(small_knowledge: Path):
-    from bot.answer import HANDOFF_BUTTON, AnswerComposer
+    from bot.answering.composer import HANDOFF_BUTTON, AnswerComposer
     from bot.retrieval.documents import documents_from
     from bot.retrieval.index import Hit
 

@@ -24,7 +24,7 @@ from line_support import (
 from bot.escalation import ChannelDelivery, DeliveryError, Escalations, RasaDelivery
 from bot.line_messaging import LineClient, LineConfig
 from bot.rasa_client import RasaClient
-from bot.services import free_port
+from bot.supervisor.processes import free_port
 
 
 @pytest.fixture()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import re
 
+from bot.answering.policy_facts import asked_for, best_sentence, sentence_scores, sentences
 from bot.knowledge import load_knowledge
-from bot.policy_facts import asked_for, best_sentence, sentence_scores, sentences
 from bot.settings import ROOT
 
 TEXT = (
@@ -42,7 +42,7 @@ def test_every_policy_chunk_splits_into_sentences():
 
 
 def test_an_faq_summary_gets_the_policy_sentence_that_holds_the_asked_date():
-    from bot.answer import AnswerComposer, PolicyQuote
+    from bot.answering.composer import AnswerComposer, PolicyQuote
     from bot.retrieval.documents import documents_from
     from bot.retrieval.index import Hit
 
@@ -93,7 +93,7 @@ def test_a_policy_sentence_answers_what_the_scope_gate_turns_away():
 
 
 def test_numbers_the_question_names_must_be_in_the_sentence():
-    from bot.policy_facts import numbers_held
+    from bot.answering.policy_facts import numbers_held
 
     assert numbers_held("第1回会合はいつ", "第1回 平成27年6月8日") == 1.0
     assert numbers_held("第1回会合はいつ", "第3回 平成27年9月4日") == 0.0
@@ -136,7 +136,7 @@ def test_a_service_reply_gets_the_fact_of_the_policy_chunk_ranked_close_behind_i
 @functools.cache
 def _real_concierge():
     """The concierge over the real knowledge and index (built by `make test` before the tests)."""
-    from bot.concierge import Concierge
+    from bot.answering.concierge import Concierge
     from bot.settings import Settings
 
     return Concierge(Settings())

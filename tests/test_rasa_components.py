@@ -26,7 +26,7 @@ def test_tokenizer_gives_offsets_lemmas_and_readings_for_variant_spellings():
     out = _run_in_rasa_env("""
         import json
         from rasa.shared.nlu.training_data.message import Message
-        from bot.nlu.sudachi_tokenizer import SudachiTokenizer
+        from bot.rasa_server.nlu.sudachi_tokenizer import SudachiTokenizer
         tok = SudachiTokenizer({**SudachiTokenizer.get_default_config()})
         result = {}
         for text in ["住民票の写しがほしい", "ｼﾞｭｳﾐﾝﾋｮｳ", "じゅうみんひょう", "国保 加入"]:
@@ -87,7 +87,7 @@ def test_redis_lock_store_lets_one_server_at_a_time_hold_a_conversation():
     out = _run_in_rasa_env("""
         import asyncio, json, threading, time, uuid
         from rasa.utils.endpoints import EndpointConfig
-        from bot.lock_store import AtomicRedisLockStore
+        from bot.rasa_server.lock_store import AtomicRedisLockStore
         conversation = "lock-" + uuid.uuid4().hex
         config = EndpointConfig(url="127.0.0.1", port=6379, db=5, key_prefix="concierge")
         stores = [AtomicRedisLockStore(config), AtomicRedisLockStore(config)]
@@ -122,7 +122,7 @@ def test_every_message_gets_the_language_the_responses_are_picked_by():
     out = _run_in_rasa_env("""
         import json
         from rasa.shared.nlu.training_data.message import Message
-        from bot.nlu.language import LanguageExtractor
+        from bot.rasa_server.nlu.language import LanguageExtractor
         messages = [Message(data={"text": t}) for t in ["住民票がほしい", "I want to talk to a person"]]
         LanguageExtractor().process(messages)
         print(json.dumps([m.get("entities") for m in messages], ensure_ascii=False))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.console import ConsoleService
+from bot.console.service import ConsoleService
 from bot.knowledge import load_knowledge
 from bot.knowledge.editor import read_fields
 from bot.retrieval.documents import documents_from

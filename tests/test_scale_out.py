@@ -26,7 +26,7 @@ def cluster(stack, pg_databases, tmp_path_factory):
 
     import redis
 
-    from bot.cluster import Cluster
+    from bot.supervisor.cluster import Cluster
 
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()

@@ -14,9 +14,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bot.console.accounts import add_user
 from bot.rasa_client import RasaClient
 from bot.settings import ROOT
-from bot.staff import add_user
 
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 PASSWORD = "correct-horse-battery"
@@ -133,7 +133,7 @@ def test_an_internal_note_is_saved_shown_audited_and_never_sent(browser, web_url
         browser.set_window_size(360, 740)
         assert not RAW_TIME.search(browser.find_element(By.TAG_NAME, "main").text)
     assert RasaClient(stack.rasa_url).staff_messages(resident) == []  # a note never reaches the resident
-    from bot.staff import audit_log
+    from bot.console.accounts import audit_log
 
     assert any(
         r["user"] == users["ward"] and r["action"] == "ticket-note" and r["target"] == f"ticket:{ticket_id}"
@@ -267,7 +267,7 @@ def test_editor_fixes_an_entry_and_the_bot_answers_with_it(browser, web_url, sta
         after = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
     assert "（編集テスト）" in after
     assert not (stack.settings.var_dir / "rebuild-request.json").exists()  # the worker took the job
-    from bot.staff import audit_log
+    from bot.console.accounts import audit_log
 
     actions = {(r["user"], r["action"]) for r in audit_log(stack.settings.database_url)}
     assert (users["editor"], "knowledge-save") in actions and (users["ward"], "ticket-reply") in actions

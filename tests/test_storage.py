@@ -82,7 +82,7 @@ def test_internal_note_is_kept_masked_and_never_sent(db_url, tmp_path):
 
 def test_a_reply_that_cannot_be_delivered_leaves_the_ticket_as_it_was(db_url, tmp_path):
     """The bot's server unreachable: staff are told, nothing is recorded, they can send again."""
-    from bot.services import free_port
+    from bot.supervisor.processes import free_port
 
     unreachable = RasaDelivery(f"http://127.0.0.1:{free_port('127.0.0.1')}", timeout=2)
     esc = Escalations(db_url, tmp_path / "spool.jsonl", unreachable)
@@ -123,7 +123,7 @@ def test_unresolved_text_is_stored_masked(db_url):
 def test_staff_passwords_are_hashed_and_checked(tmp_path):
     from sqlalchemy import select
 
-    from bot.staff import StaffError, add_user, authenticate
+    from bot.console.accounts import StaffError, add_user, authenticate
     from bot.storage.db import session_scope
     from bot.storage.models import StaffUser
 

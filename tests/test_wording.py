@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Where resident-facing text is assembled (the staff console's labels are in web/console_text.py).
 RESIDENT_FACING = [
     *sorted((ROOT / "actions").glob("*.py")),
-    *(ROOT / p for p in ("bot/answer.py", "bot/phrases.py", "bot/channels.py", "bot/escalation.py")),
+    *(ROOT / p for p in ("bot/answering/composer.py", "bot/phrases.py", "bot/rasa_server/channels.py")),
+    ROOT / "bot" / "escalation.py",
     *(ROOT / p for p in ("web/widget.py", "web/line.py")),
 ]
 STAFF_FACING = {NOT_DELIVERED_BOT, NOT_DELIVERED_LINE}  # told to staff when a reply did not go out
@@ -101,9 +102,11 @@ def test_variables_are_filled_as_rasa_fills_them():
         wording.say("utter_too_long", "ja")
 
 
-def test_the_language_is_english_when_most_letters_are_latin():
-    texts = ("住民票がほしい", "Where is the ward office?", "", "/inform_ward")
-    assert [wording.language_of(t) for t in texts] == ["ja", "en", "ja", "ja"]
+def test_the_language_is_english_when_most_letters_are_latin_and_there_is_no_kana():
+    texts = ("住民票がほしい", "Where is the ward office?", "", "/inform_ward", "Where is the 中原区役所?")
+    assert [wording.language_of(t) for t in texts] == ["ja", "en", "ja", "ja", "en"]
+    mixed = ("<script>window.__owned=1</script>職員と話したい", "Wi-Fi password wo oshiete ください")
+    assert [wording.language_of(t) for t in mixed] == ["ja", "ja"]
 
 
 def test_the_composers_parts_come_from_the_domain():

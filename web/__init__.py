@@ -10,7 +10,7 @@ from flask import Flask
 from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
-from bot.console import ConsoleService
+from bot.console.service import ConsoleService
 from bot.escalation import ChannelDelivery, RasaDelivery
 from bot.line_messaging import LineClient, LineConfig
 from bot.rate_limit import LoginThrottle, SenderRateLimiter

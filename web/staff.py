@@ -15,12 +15,12 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from bot.console import ConsoleService
+from bot.console.accounts import audit, audit_log, authenticate, get_user
+from bot.console.service import ConsoleService
 from bot.escalation import TicketError
 from bot.knowledge import WARDS
 from bot.knowledge.editor import FIELDS, list_entries, read_fields
 from bot.settings import Settings
-from bot.staff import audit, audit_log, authenticate, get_user
 from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
 from web import console_text
 

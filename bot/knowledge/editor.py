@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from bot.answer import AnswerComposer
+from bot.answering.composer import AnswerComposer
 from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge, schema
 
 FILES = {"service": "services.yml", "faq": "faq.yml"}

@@ -52,7 +52,7 @@ def is_resume_request(text: str) -> bool:
 
 class ConciergeRestInput(RestInput):
     """Runs inside the Rasa server, which never imports bot.settings: its one setting comes in
-    through the credentials file that bot/services.py writes from the settings."""
+    through the credentials file that bot/supervisor/processes.py writes from the settings."""
 
     def __init__(self, max_message_chars: int = 2000) -> None:
         self.max_message_chars = max_message_chars

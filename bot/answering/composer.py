@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from bot.answering.policy_facts import best_sentence
 from bot.japanese import nfkc
 from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, PolicyChunk, Referral, Service, Source
 from bot.phrases import PHRASES, bilingual
-from bot.policy_facts import best_sentence
 from bot.retrieval.index import Hit
 
 HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": "/request_human"}

@@ -69,12 +69,12 @@ def tracker_store_config(settings: Settings) -> dict:
 
 def lock_store_config(settings: Settings) -> dict | None:
     """A Redis lock store, so that several Rasa servers take turns on one conversation (Rasa's own
-    RedisLockStore with atomic updates: bot/lock_store.py)."""
+    RedisLockStore with atomic updates: bot/rasa_server/lock_store.py)."""
     if not settings.lock_store_url:
         return None
     url = urlsplit(settings.lock_store_url)
     config = {
-        "type": "bot.lock_store.AtomicRedisLockStore",
+        "type": "bot.rasa_server.lock_store.AtomicRedisLockStore",
         "url": url.hostname or "127.0.0.1",
         "port": url.port or 6379,
         "db": int(url.path.lstrip("/") or 1),
@@ -101,8 +101,8 @@ def actions_command(port: int) -> list[str]:
 def credentials_yaml(settings: Settings) -> str:
     """The channels the Rasa server opens, with what they need of the settings (the Rasa server
     does not read our settings itself: it runs in its own environment)."""
-    channels = {"bot.channels.ConciergeRestInput": {"max_message_chars": settings.max_message_chars}}
-    return yaml.safe_dump(channels, sort_keys=False)
+    channel = {"max_message_chars": settings.max_message_chars}
+    return yaml.safe_dump({"bot.rasa_server.channels.ConciergeRestInput": channel}, sort_keys=False)
 
 
 def rasa_command(settings: Settings, port: int, config_dir: Path) -> list[str]:

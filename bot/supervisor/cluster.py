@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.rasa_client import RasaClient
-from bot.services import (
+from bot.settings import Settings
+from bot.supervisor.processes import (
     Processes,
     actions_command,
     actions_env,
@@ -29,9 +30,8 @@ from bot.services import (
     worker_env,
     write_rasa_config,
 )
-from bot.settings import Settings
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf.template"
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf.template"
 
 
 def nginx_binary() -> str:

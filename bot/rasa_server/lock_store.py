@@ -11,7 +11,7 @@ A server that dies holding a conversation leaves its ticket until it expires
 wait forever; here a waiter whose ticket expired queues again.
 
 Runs inside the Rasa server (Rasa's environment); endpoints.yml names it as
-`lock_store: {type: bot.lock_store.AtomicRedisLockStore, url: …, port: …, db: …}`.
+`lock_store: {type: bot.rasa_server.lock_store.AtomicRedisLockStore, url: …, port: …, db: …}`.
 """
 
 from __future__ import annotations

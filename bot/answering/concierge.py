@@ -10,13 +10,19 @@ import functools
 import logging
 import re
 
-from bot.answer import Answer, AnswerComposer, PolicyQuote, choice_title
+from bot.answering.composer import Answer, AnswerComposer, PolicyQuote, choice_title
+from bot.answering.places import Gazetteer, PlaceMatch
+from bot.answering.policy_facts import (
+    asked_for,
+    best_sentence,
+    holds_asked_fact,
+    numbers_held,
+    question_terms,
+)
 from bot.escalation import Escalations
 from bot.japanese import default_analyzer, nfkc
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.knowledge.model import PolicyChunk, SensitiveTopic
-from bot.places import Gazetteer, PlaceMatch
-from bot.policy_facts import asked_for, best_sentence, holds_asked_fact, numbers_held, question_terms
 from bot.regional_issues import RegionalIssues
 from bot.retrieval.answer_model import names_in
 from bot.retrieval.encoders import make_encoder
