@@ -16,12 +16,14 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import runtime
 from bot.answering.composer import HANDOFF_BUTTON, Answer, ward_buttons
 from bot.answering.concierge import Concierge
 from bot.business_hours import JST, when_staff_answer
 from bot.escalation import StorageUnavailable
 from bot.knowledge import WARDS
 from bot.knowledge.model import SensitiveTopic
+from bot.phrases import bilingual
 from bot.wording import DEFAULT_LANGUAGE, LANGUAGES, say
 
 log = logging.getLogger(__name__)
@@ -116,17 +118,27 @@ def hand_off(
     counters = concierge.kb.counters
     counter = counters.get(remembered) or next((c for c in counters.values() if c.name == remembered), None)
     department = counter.name if counter else DEFAULT_DEPARTMENT
+    sender, address = tracker.sender_id, client_address(tracker)
+    limiter = runtime.handoff_limiter()
+    if not limiter.allowed(sender, address):  # a person stays reachable: by phone
+        log.warning("hand-off limit reached for a sender; no ticket opened")
+        office = concierge.kb.ward_office(ward)
+        lang = resident_language(tracker)
+        name = bilingual(office.name, office.name_en, lang) if office else ward
+        dispatcher.utter_message(text=say("utter_handoff_limited", lang, office=name))
+        return [SlotSet("handoff_pending", None), SlotSet("misses", 0)]
     try:
         ticket_id: int | None = concierge.escalations.open_ticket(
             ward=ward,
             department=department,
             reason=reason,
             channel=tracker.get_latest_input_channel() or "rest",
-            sender=tracker.sender_id,
+            sender=sender,
             transcript=transcript(tracker),
         )
     except StorageUnavailable:  # kept in the spool: staff get it as soon as the database is back
         ticket_id = None
+    limiter.opened(sender, address)
     office = concierge.kb.ward_office(ward)
     hour_ids = (counter.hour_ids if counter else ()) or (office.hour_ids if office else ())
     schedules = [concierge.kb.schedules[h] for h in hour_ids if h in concierge.kb.schedules]
@@ -145,6 +157,13 @@ def hand_off(
         hours=hours,
     )
     return [SlotSet("handoff_pending", None), SlotSet("misses", 0), ConversationPaused()]
+
+
+def client_address(tracker: Tracker) -> str | None:
+    """The widget's hashed client address that came with this message (REST metadata)."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    address = metadata.get("address") if isinstance(metadata, dict) else None
+    return address if isinstance(address, str) else None
 
 
 def ask_ward_for_handoff(dispatcher: CollectingDispatcher, reason: str) -> list[EventType]:

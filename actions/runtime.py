@@ -9,18 +9,20 @@ from __future__ import annotations
 import threading
 
 from bot.answering.concierge import Concierge
+from bot.handoff_limits import HandoffLimiter
 from bot.settings import Settings
 
 _lock = threading.Lock()
 _settings: Settings | None = None
 _concierge: Concierge | None = None
+_handoff_limiter: HandoffLimiter | None = None
 
 
 def configure(settings: Settings | None) -> None:
     """Use these settings from now on (None: the environment's, read on next use)."""
-    global _settings, _concierge
+    global _settings, _concierge, _handoff_limiter
     with _lock:
-        _settings, _concierge = settings, None
+        _settings, _concierge, _handoff_limiter = settings, None, None
 
 
 def settings() -> Settings:
@@ -37,6 +39,16 @@ def get_concierge() -> Concierge:
         if _concierge is None:
             _concierge = Concierge(current)
         return _concierge
+
+
+def handoff_limiter() -> HandoffLimiter:
+    """Hand-off tickets per sender and per hashed address (one count store per process)."""
+    global _handoff_limiter
+    current = settings()
+    with _lock:
+        if _handoff_limiter is None:
+            _handoff_limiter = HandoffLimiter.from_settings(current)
+        return _handoff_limiter
 
 
 def warm_up() -> None:

@@ -27,7 +27,7 @@ def main() -> None:
         def send(text: str) -> float:
             started = time.monotonic()
             body = {"sender": f"b-{uuid.uuid4().hex[:8]}", "message": text}
-            resp = requests.post(url, json=body, timeout=120)
+            resp = requests.post(url, params={"token": stack.rasa_token}, json=body, timeout=120)
             resp.raise_for_status()
             return time.monotonic() - started
 

@@ -1,9 +1,10 @@
 -- Residents writing to Rasa's REST channel or to the web widget's API, for wrk (Debian's wrk 4.1).
---   wrk -c 8 -t 2 -d 20s -s bench/wrk_rest.lua http://127.0.0.1:5005 -- QUESTIONS PREFIX SENDERS [PATH]
+--   wrk -c 8 -t 2 -d 20s -s bench/wrk_rest.lua http://127.0.0.1:5005 -- QUESTIONS PREFIX SENDERS [PATH [TOKEN]]
 -- QUESTIONS: a file with one JSON string (a question, quoted) per line. Each wrk thread cycles
 -- through SENDERS residents, so conversations grow over several turns as in real use.
 -- PATH: /webhooks/rest/webhook (Rasa's REST channel, the default) or /api/message (the widget;
--- both take {"sender", "message"}).
+-- both take {"sender", "message"}). TOKEN: the Rasa token, sent as ?token= (Rasa's REST channel
+-- refuses requests without it; the widget's API needs none).
 -- done() prints one JSON line with latency percentiles (microseconds) and error counts; a reply
 -- that carries the bot's apology (an action failed) counts as an error too.
 
@@ -22,6 +23,7 @@ function init(args)
   prefix = args[2] or "bench"
   senders = tonumber(args[3] or "50")
   path = args[4] or "/webhooks/rest/webhook"
+  if args[5] and #args[5] > 0 then path = path .. "?token=" .. args[5] end
   counter = 0
   apologies = 0
   empty = 0

@@ -37,7 +37,7 @@ def _rasa(settings: Settings) -> Iterator[str]:
     from bot.rasa_client import RasaClient
     from bot.supervisor.processes import running_stack
 
-    if RasaClient(settings.rasa_base_url).is_ready():
+    if RasaClient.from_settings(settings).is_ready():
         yield settings.rasa_base_url
         return
     print("starting a Rasa server and an action server for this command…", file=sys.stderr)
@@ -60,12 +60,13 @@ def _questions(args: argparse.Namespace) -> list[dict]:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.internal_auth import rasa_token
     from bot.rasa_client import RasaClient
 
     items = _questions(args)
     timings: list[float] = []
     with _rasa(settings) as url:
-        client = RasaClient(url, timeout=settings.request_timeout_s)
+        client = RasaClient(url, timeout=settings.request_timeout_s, token=rasa_token(settings))
         for item in items:
             sender = f"cli-{uuid.uuid4().hex[:12]}"  # one conversation per question
             if item.get("ward"):
@@ -202,9 +203,8 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
     from bot.line_messaging import LineClient, LineConfig
 
     line_config = LineConfig.from_settings(settings)
-    delivery = ChannelDelivery(
-        RasaDelivery(settings.rasa_base_url), LineClient(line_config) if line_config else None
-    )
+    rasa = RasaDelivery.from_settings(settings)
+    delivery = ChannelDelivery(rasa, LineClient(line_config) if line_config else None)
     escalations = Escalations.from_settings(settings, delivery)
     try:
         if args.action in (None, "list"):

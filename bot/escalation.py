@@ -52,10 +52,18 @@ class DeliveryError(TicketError):
 class RasaDelivery:
     """Appends the staff message to the Rasa conversation; the resident's client picks it up."""
 
-    def __init__(self, rasa_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, rasa_url: str, timeout: float = 10.0, token: str = "") -> None:
+        """`token`: the Rasa token (bot/internal_auth.rasa_token); its HTTP API refuses without."""
         from bot.rasa_client import RasaClient
 
-        self.client = RasaClient(rasa_url, timeout=timeout)
+        self.client = RasaClient(rasa_url, timeout=timeout, token=token)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RasaDelivery:
+        """To the settings' Rasa server, with its token."""
+        from bot.internal_auth import rasa_token
+
+        return cls(settings.rasa_base_url, token=rasa_token(settings))
 
     def _append(self, ticket: Ticket, events: list[dict]) -> None:
         import requests

@@ -1,11 +1,19 @@
-"""Talk to a running Rasa server: the REST channel for messages, the HTTP API for trackers."""
+"""Talk to a running Rasa server: the REST channel for messages, the HTTP API for trackers.
+
+Both want the Rasa token (bot/internal_auth.py): Rasa's HTTP API reads it from the `token` query
+parameter only, so every request carries it there (Rasa's access log is off; nginx logs no
+query strings)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import requests
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 @dataclass
@@ -28,10 +36,20 @@ class Reply:
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, token: str = "") -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.http = requests.Session()
+        if token:
+            self.http.params = {"token": token}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, timeout: float | None = None) -> RasaClient:
+        """A client of the settings' Rasa server with its token."""
+        from bot.internal_auth import rasa_token
+
+        return cls(settings.rasa_base_url, settings.request_timeout_s if timeout is None else timeout,
+                   rasa_token(settings))  # fmt: skip
 
     def is_ready(self) -> bool:
         try:
@@ -40,10 +58,15 @@ class RasaClient:
         except (requests.RequestException, ValueError):
             return False
 
-    def send(self, sender: str, text: str, input_channel: str | None = None) -> list[dict]:
-        body = {"sender": sender, "message": text}
+    def send(
+        self, sender: str, text: str, input_channel: str | None = None, metadata: dict | None = None
+    ) -> list[dict]:
+        """`metadata` reaches the actions with the message (the widget's hashed client address)."""
+        body: dict = {"sender": sender, "message": text}
         if input_channel:
             body["input_channel"] = input_channel
+        if metadata:
+            body["metadata"] = metadata
         resp = self.http.post(
             f"{self.base_url}/webhooks/rest/webhook",
             json=body,

@@ -35,7 +35,11 @@ class Settings(BaseSettings):
     var_dir: Path = env("CONCIERGE_VAR", ROOT / "var")
     models_dir: Path = env("CONCIERGE_MODELS", ROOT / "models")
     rasa_venv: Path = env("CONCIERGE_RASA_VENV", ROOT / ".venv-rasa")
+    # Where the internal servers (Rasa, actions, the web app behind nginx) listen: keep it loopback.
     host: str = env("CONCIERGE_HOST", "127.0.0.1")
+    # Where nginx's public port listens in the cluster (the node's address or 0.0.0.0 when the
+    # city's load balancer sends residents to it); the only listener beyond loopback.
+    public_host: str = env("CONCIERGE_PUBLIC_HOST", "127.0.0.1")
     rasa_port: int = env("RASA_PORT", 5005)
     actions_port: int = env("ACTIONS_PORT", 5055)
     web_port: int = env("WEB_PORT", 8000)
@@ -125,6 +129,19 @@ class Settings(BaseSettings):
     # Failed staff logins allowed per account and per address (same store as rate_limit_storage).
     login_failures_per_account: str = env("CONCIERGE_LOGIN_LIMIT", "5/5minutes")
     login_failures_per_address: str = env("CONCIERGE_LOGIN_ADDRESS_LIMIT", "20/5minutes")
+    # Hand-off tickets one resident may open (per sender id, and per client address hashed, since
+    # a client chooses its sender id); one more gets the ward office's phone instead.
+    handoffs_per_sender: str = env("CONCIERGE_HANDOFF_LIMIT", "3/hour")
+    handoffs_per_address: str = env("CONCIERGE_HANDOFF_ADDRESS_LIMIT", "10/hour")
+    # Proxies in front of the web app whose X-Forwarded-For is believed (werkzeug ProxyFix): 0 =
+    # none, the socket's peer is the client; `concierge cluster` sets 1 (its nginx).
+    proxy_hops: int = env("CONCIERGE_PROXY_HOPS", 0)
+    # Requests per second one address may make at nginx's public port (burst on top), in the cluster.
+    address_rate_per_s: int = env("CONCIERGE_ADDRESS_RATE", 10)
+    address_burst: int = env("CONCIERGE_ADDRESS_BURST", 40)
+    # Load balancers in front of nginx (addresses or CIDRs, comma-separated) whose X-Forwarded-For
+    # nginx believes for the client address (its realip module); empty = none.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = env("CONCIERGE_TRUSTED_PROXIES", ())
     request_timeout_s: float = env("CONCIERGE_REQUEST_TIMEOUT", 30)
 
     # The concierge's database (tickets, unresolved questions, regional issues).
@@ -147,6 +164,11 @@ class Settings(BaseSettings):
     # marked Secure (set behind HTTPS).
     secret_key: SecretStr = env("CONCIERGE_SECRET_KEY", SecretStr(""))
     secure_cookies: bool = env("CONCIERGE_SECURE_COOKIES", False)
+    # Tokens of the internal HTTP APIs (docs/security.md): Rasa's HTTP API and REST channel
+    # (`--auth-token`), and the shared secret Rasa sends the action server. Empty = one generated
+    # once under var/secrets/ (mode 0600; bot/internal_auth.py).
+    rasa_token: SecretStr = env("CONCIERGE_RASA_TOKEN", SecretStr(""))
+    actions_token: SecretStr = env("CONCIERGE_ACTIONS_TOKEN", SecretStr(""))
     # `concierge staff add` without --password (scripts); empty = ask on the terminal.
     staff_password: SecretStr = env("CONCIERGE_STAFF_PASSWORD", SecretStr(""))
     # LINE Messaging API: the route is off unless both credentials are set.
@@ -158,7 +180,7 @@ class Settings(BaseSettings):
     # bot/supervisor/processes.py for the action server it starts).
     warm_up: bool = env("CONCIERGE_WARM_UP", False)
 
-    @field_validator("encoders", mode="before")
+    @field_validator("encoders", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return tuple(e.strip() for e in value.split(",") if e.strip()) if isinstance(value, str) else value

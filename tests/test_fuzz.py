@@ -45,6 +45,12 @@ JSON_VALUE = st.recursive(
 HUGE = 100 * 1024
 
 
+def _rest(stack, **kwargs) -> requests.Response:
+    """POST to the stack's REST channel with its Rasa token."""
+    url = f"{stack.rasa_url}/webhooks/rest/webhook"
+    return requests.post(url, params={"token": stack.rasa_token}, **kwargs)
+
+
 @BUDGET
 @given(TEXT)
 def test_tokenizer_offsets_always_point_into_the_text(text):
@@ -121,7 +127,7 @@ def rasa_rss(stack):
     JSON_VALUE,
 ))  # fmt: skip
 def test_rest_channel_never_answers_5xx(stack, rasa_rss, body):
-    resp = requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json=body, timeout=30)
+    resp = _rest(stack, json=body, timeout=30)
     assert resp.status_code < 500, resp.text[:300]
     if resp.status_code == 200:
         assert isinstance(resp.json(), list)
@@ -132,6 +138,7 @@ def test_rest_channel_never_answers_5xx(stack, rasa_rss, body):
 def test_rest_channel_refuses_malformed_json_politely(stack, rasa_rss, raw):
     resp = requests.post(
         f"{stack.rasa_url}/webhooks/rest/webhook",
+        params={"token": stack.rasa_token},
         data=raw,
         headers={"Content-Type": "application/json"},
         timeout=30,
@@ -150,7 +157,8 @@ def test_messages_built_to_backtrack_do_not_stop_other_residents(stack):
     def send(sender: str, text: str) -> tuple[requests.Response, float]:
         started = time.monotonic()
         resp = requests.post(
-            f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=10
+            f"{stack.rasa_url}/webhooks/rest/webhook",
+            params={"token": stack.rasa_token}, json={"sender": sender, "message": text}, timeout=10
         )
         return resp, time.monotonic() - started
 
@@ -169,10 +177,10 @@ def test_messages_built_to_backtrack_do_not_stop_other_residents(stack):
 
 def test_huge_bodies_are_refused_and_long_messages_get_a_polite_reply(stack, web_url):
     huge = {"sender": "huge-1", "message": "住" * HUGE}
-    assert requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json=huge, timeout=30).status_code == 413
+    assert _rest(stack, json=huge, timeout=30).status_code == 413
     assert requests.post(f"{web_url}/api/message", json=huge, timeout=30).status_code == 413
     long = {"sender": f"long{uuid.uuid4().hex[:8]}", "message": "住民票について。" * 400}  # 3,200 characters
-    reply = requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json=long, timeout=30).json()
+    reply = _rest(stack, json=long, timeout=30).json()
     assert "長すぎます" in reply[0]["text"] and "2000" in reply[0]["text"]
     reply = requests.post(f"{web_url}/api/message", json=long, timeout=30).json()
     assert "長すぎます" in reply["messages"][0]["text"]

@@ -19,7 +19,8 @@ CONCIERGE = str(ROOT / ".venv" / "bin" / "concierge")
 
 def _say(stack, sender: str, text: str) -> list[dict]:
     resp = requests.post(
-        f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
+        f"{stack.rasa_url}/webhooks/rest/webhook",
+        params={"token": stack.rasa_token}, json={"sender": sender, "message": text}, timeout=60
     )
     resp.raise_for_status()
     return resp.json()
@@ -51,7 +52,7 @@ def test_handoff_ticket_pause_staff_reply_and_resume(stack):
     assert ticket["status"] == "new" and ticket["channel"] == "rest"
     assert _say(stack, sender, "まだですか？") == []  # the bot stays quiet while staff have it
     _cli(stack, "escalations", "reply", str(ticket["id"]), "区民課の担当です。ご用件を伺います。")
-    staff = RasaClient(stack.rasa_url).staff_messages(sender)
+    staff = RasaClient(stack.rasa_url, token=stack.rasa_token).staff_messages(sender)
     assert [m["text"] for m in staff] == ["区民課の担当です。ご用件を伺います。"]
     _cli(stack, "escalations", "close", str(ticket["id"]))
     assert "区民課" in _texts(_say(stack, sender, "住民票はどこで取れる？"))

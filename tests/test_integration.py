@@ -11,7 +11,7 @@ from bot.settings import ROOT
 
 
 def test_rest_answer_names_counter_with_source(stack):
-    reply = RasaClient(stack.rasa_url).ask("it-1", "住民票の写しがほしい")
+    reply = RasaClient(stack.rasa_url, token=stack.rasa_token).ask("it-1", "住民票の写しがほしい")
     assert "区民課" in reply.text and "出典:" in reply.text
     assert reply.intent == "ask_procedure"
     assert reply.custom["counter"] == "区民課"
@@ -24,7 +24,7 @@ def test_rest_answer_names_counter_with_source(stack):
 def test_an_answer_for_a_known_ward_is_read_at_a_glance(stack, question, counter):
     """Where to go in the first line, at most 200 characters; hours, what to bring and the sources
     are in the card rather than repeated in the text."""
-    client, sender = RasaClient(stack.rasa_url), f"glance-{counter}-{question[:2]}"
+    client, sender = RasaClient(stack.rasa_url, token=stack.rasa_token), f"glance-{counter}-{question[:2]}"
     client.ask(sender, "幸区に住んでいます")
     reply = client.ask(sender, question)
     first_line = reply.text.splitlines()[0]
@@ -38,12 +38,13 @@ def test_an_answer_for_a_known_ward_is_read_at_a_glance(stack, question, counter
 @pytest.mark.parametrize("message", ["", "あ" * 10_000, "😀😀😀", "<script>alert(1)</script>", "   "])
 def test_bad_input_gets_a_polite_reply_and_the_server_stays_up(stack, message):
     resp = requests.post(
-        f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": "it-bad", "message": message}, timeout=60
+        f"{stack.rasa_url}/webhooks/rest/webhook",
+        params={"token": stack.rasa_token}, json={"sender": "it-bad", "message": message}, timeout=60
     )
     assert resp.status_code == 200
     texts = [m.get("text", "") for m in resp.json()]
     assert any(texts) and not any("Traceback" in t for t in texts)
-    assert RasaClient(stack.rasa_url).is_ready()
+    assert RasaClient(stack.rasa_url, token=stack.rasa_token).is_ready()
 
 
 def test_cli_batch_prints_one_json_line_per_question(stack, tmp_path):
@@ -77,7 +78,7 @@ def test_cli_batch_prints_one_json_line_per_question(stack, tmp_path):
 
 
 def test_quick_replies_after_an_answer_lead_to_the_next_fact(stack):
-    client, sender = RasaClient(stack.rasa_url), "next-steps-1"
+    client, sender = RasaClient(stack.rasa_url, token=stack.rasa_token), "next-steps-1"
     client.ask(sender, "多摩区に住んでいます")
     said = client.send(sender, "住民票の写しがほしい")
     chips = {b["title"]: b["payload"] for m in said for b in m.get("buttons") or []}

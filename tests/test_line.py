@@ -64,7 +64,7 @@ def test_forged_or_missing_signature_is_rejected_and_nothing_stored(client, stac
         == 400
     )
     assert FakeLineApi.calls == []
-    events = RasaClient(stack.rasa_url).tracker(user)["events"]
+    events = RasaClient(stack.rasa_url, token=stack.rasa_token).tracker(user)["events"]
     assert not [e for e in events if e["event"] == "user"]
 
 
@@ -72,7 +72,8 @@ def test_follow_sticker_and_unfollow(client, stack):
     user = f"U{uuid.uuid4().hex}"
     body, headers = signed([event("follow", user, follow={"isUnblocked": False})])
     client.post("/line/callback", data=body, headers=headers)
-    assert any(e["event"] == "user" for e in RasaClient(stack.rasa_url).tracker(user)["events"])
+    events = RasaClient(stack.rasa_url, token=stack.rasa_token).tracker(user)["events"]
+    assert any(e["event"] == "user" for e in events)
     assert "コンシェルジュ" in FakeLineApi.calls[-1][1]["messages"][0]["text"]
     sticker = event(
         "message",
@@ -93,7 +94,7 @@ def test_follow_sticker_and_unfollow(client, stack):
     unfollow.pop("replyToken")
     body, headers = signed([unfollow])
     assert client.post("/line/callback", data=body, headers=headers).status_code == 200
-    rasa = RasaClient(stack.rasa_url)
+    rasa = RasaClient(stack.rasa_url, token=stack.rasa_token)
     assert any(e["event"] == "user" for e in rasa.tracker(user)["events"]) is False  # state dropped
 
 
@@ -103,7 +104,7 @@ def test_staff_reply_to_a_line_ticket_is_pushed(client, line_api, stack_settings
         body, headers = signed([text_event(user, text)])
         client.post("/line/callback", data=body, headers=headers)
     assert "受付番号" in FakeLineApi.calls[-1][1]["messages"][0]["text"]
-    rasa = RasaDelivery(stack_settings.rasa_base_url)
+    rasa = RasaDelivery.from_settings(stack_settings)
     line = LineClient(LineConfig(SECRET, "test-token", line_api))
     escalations = Escalations.from_settings(stack_settings, ChannelDelivery(rasa, line))
     ticket = escalations.open_ticket_of(user)
@@ -135,7 +136,7 @@ def test_a_signed_event_gets_200_whatever_the_line_api_does(stack, stack_setting
             server.shutdown()
     assert "LINE reply not delivered" in caplog.text
     assert "住民票" not in caplog.text and "5678" not in caplog.text  # the resident's text is not logged
-    events = RasaClient(stack.rasa_url).tracker(user)["events"]
+    events = RasaClient(stack.rasa_url, token=stack.rasa_token).tracker(user)["events"]
     assert [e for e in events if e["event"] == "user"]  # the turn reached the bot all the same
 
 
@@ -148,7 +149,7 @@ def test_staff_reply_to_a_line_ticket_while_line_is_down_can_be_sent_again(clien
 
     def escalations(line_url: str) -> Escalations:
         line = LineClient(LineConfig(SECRET, "test-token", line_url, timeout=1))
-        delivery = ChannelDelivery(RasaDelivery(settings.rasa_base_url), line)
+        delivery = ChannelDelivery(RasaDelivery.from_settings(settings), line)
         return Escalations.from_settings(settings, delivery)
 
     ticket = escalations(line_api).open_ticket_of(user)

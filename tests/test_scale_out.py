@@ -7,6 +7,7 @@ die under load and residents keep getting answers through nginx.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from bot.rasa_client import RasaClient
 from bot.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
+TOKEN = {"token": secrets.token_urlsafe(16)}  # the cluster's Rasa token (?token= on each request)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,9 @@ def cluster(stack, pg_databases, tmp_path_factory):
         pytest.fail("Redis is not reachable at 127.0.0.1:6379 (.ci/run starts it)")
     with pg_databases("concierge_cluster") as db:
         concierge_db = db.replace("postgresql://", "postgresql+psycopg://")
-        settings = Settings(db_url=concierge_db, tracker_db_url=db, lock_store_url=REDIS_URL)
+        settings = Settings(
+            db_url=concierge_db, tracker_db_url=db, lock_store_url=REDIS_URL, rasa_token=TOKEN["token"]
+        )
         group = Cluster(settings, tmp_path_factory.mktemp("cluster-logs"))
         try:
             group.start()
@@ -45,7 +49,8 @@ def cluster(stack, pg_databases, tmp_path_factory):
 
 
 def _say(url: str, sender: str, text: str) -> list[dict]:
-    resp = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
+    body = {"sender": sender, "message": text}
+    resp = requests.post(f"{url}/webhooks/rest/webhook", params=TOKEN, json=body, timeout=60)
     resp.raise_for_status()
     return resp.json()
 
@@ -62,7 +67,7 @@ def test_one_conversation_alternates_between_two_rasa_servers(cluster):
     assert "宮前区" in answer
     answer = _text(_say(a, sender, "児童手当の手続きは？"))
     assert "宮前区" in answer
-    tracker = RasaClient(b).tracker(sender)
+    tracker = RasaClient(b, token=TOKEN["token"]).tracker(sender)
     assert tracker["slots"]["ward"] == "宮前区"
     said = [e["text"] for e in tracker["events"] if e["event"] == "user"]
     assert said == ["宮前区に住んでいます", "保育園の申し込みはどこですか", "児童手当の手続きは？"]
@@ -83,7 +88,7 @@ def test_concurrent_messages_of_one_resident_on_both_servers_are_all_kept(cluste
     with ThreadPoolExecutor(len(questions)) as pool:
         replies = list(pool.map(lambda uq: _say(uq[0], sender, uq[1]), zip(urls, questions, strict=True)))
     assert all(replies)
-    events = RasaClient(cluster.rasa_urls[0]).tracker(sender)["events"]
+    events = RasaClient(cluster.rasa_urls[0], token=TOKEN["token"]).tracker(sender)["events"]
     said = [e["text"] for e in events if e["event"] == "user"]
     assert sorted(said) == sorted(questions)
     # every turn is complete: each user message is followed by the bot's answer before the next one
@@ -111,12 +116,13 @@ def test_a_resident_who_hangs_up_mid_reply_still_gets_the_hand_off(cluster):
     with pytest.raises(requests.Timeout):  # hang up 50 ms after sending
         requests.post(
             f"{cluster.rasa_url}/webhooks/rest/webhook",
+            params=TOKEN,
             json={"sender": sender, "message": "職員と話したい"},
             timeout=(2, 0.05),
         )
 
     def turn_done() -> bool:  # the hand-off's reply is stored after the message (then a pause)
-        events = RasaClient(cluster.rasa_urls[0]).tracker(sender)["events"]
+        events = RasaClient(cluster.rasa_urls[0], token=TOKEN["token"]).tracker(sender)["events"]
         said = [i for i, e in enumerate(events) if e["event"] == "user" and e.get("text") == "職員と話したい"]
         return bool(said) and any(e["event"] == "bot" for e in events[said[-1] :])
 

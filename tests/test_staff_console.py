@@ -39,7 +39,7 @@ def artifacts():
 
 
 def _say(stack, sender: str, text: str) -> list[dict]:
-    return RasaClient(stack.rasa_url).send(sender, text)
+    return RasaClient(stack.rasa_url, token=stack.rasa_token).send(sender, text)
 
 
 def _login(browser, web_url: str, name: str) -> None:
@@ -100,7 +100,7 @@ def test_ward_staff_claims_and_answers_a_ticket_in_the_browser(browser, web_url,
     WebDriverWait(browser, 20).until(lambda d: "（回答済み）" in d.page_source)
     assert "住民に送信しました。" in browser.page_source  # the action is confirmed
     browser.save_screenshot(str(ARTIFACTS / "staff-ticket.png"))
-    staff = RasaClient(stack.rasa_url).staff_messages(resident)
+    staff = RasaClient(stack.rasa_url, token=stack.rasa_token).staff_messages(resident)
     assert [m["text"] for m in staff] == ["中原区役所の担当です。ご用件を伺います。"]
     del link
 
@@ -132,7 +132,8 @@ def test_an_internal_note_is_saved_shown_audited_and_never_sent(browser, web_url
         browser.save_screenshot(str(ARTIFACTS / f"staff-{page}-desktop.png"))
         browser.set_window_size(360, 740)
         assert not RAW_TIME.search(browser.find_element(By.TAG_NAME, "main").text)
-    assert RasaClient(stack.rasa_url).staff_messages(resident) == []  # a note never reaches the resident
+    rasa = RasaClient(stack.rasa_url, token=stack.rasa_token)
+    assert rasa.staff_messages(resident) == []  # a note never reaches the resident
     from bot.console.accounts import audit_log
 
     assert any(

@@ -132,7 +132,7 @@ def test_a_staff_reply_appears_in_the_open_widget(browser, web_url, stack_settin
         "return JSON.parse(localStorage.getItem('kawasaki-concierge-v1')).sender"
     )
     settings = stack_settings
-    escalations = Escalations.from_settings(settings, RasaDelivery(settings.rasa_base_url))
+    escalations = Escalations.from_settings(settings, RasaDelivery.from_settings(settings))
     ticket = escalations.open_ticket_of(sender)
     assert ticket is not None and ticket["channel"] == "widget"
     escalations.reply(ticket["id"], "高津区役所の担当です。お話を伺います。")

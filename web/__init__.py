@@ -9,9 +9,11 @@ from pathlib import Path
 from flask import Flask
 from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.console.service import ConsoleService
 from bot.escalation import ChannelDelivery, RasaDelivery
+from bot.internal_auth import address_key, rasa_token
 from bot.line_messaging import LineClient, LineConfig
 from bot.rate_limit import LoginThrottle, SenderRateLimiter
 from bot.settings import Settings
@@ -35,6 +37,7 @@ def create_app(settings: Settings) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.update(
         RASA_URL=settings.rasa_base_url,
+        RASA_TOKEN=rasa_token(settings),
         REQUEST_TIMEOUT=settings.request_timeout_s,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         SECRET_KEY=_secret_key(settings),
@@ -47,6 +50,11 @@ def create_app(settings: Settings) -> Flask:
         COMPRESS_MIMETYPES=["text/javascript", "text/css", "text/html", "application/json", "image/svg+xml"],
         COMPRESS_MIN_SIZE=500,
     )
+    if settings.proxy_hops:
+        # the client's address from the X-Forwarded-For of exactly this many trusted proxies (nginx
+        # appends the peer it saw); with 0 a client's own X-Forwarded-For is never believed
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+    app.extensions["address_key"] = address_key(settings)
     Compress(app)
     csrf.init_app(app)
     app.extensions["rate_limiter"] = SenderRateLimiter(settings.rate_limit, settings.rate_limit_storage)
@@ -58,7 +66,8 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["console"] = ConsoleService(
         settings,
         ChannelDelivery(
-            RasaDelivery(settings.rasa_base_url), LineClient(line_config) if line_config else None
+            RasaDelivery.from_settings(settings),
+            LineClient(line_config) if line_config else None,
         ),
     )
     from web.staff import bp as staff_bp

@@ -33,7 +33,8 @@ def create_blueprint(config: LineConfig) -> Blueprint:
     line = LineClient(config)
 
     def rasa() -> RasaClient:
-        return RasaClient(current_app.config["RASA_URL"], timeout=current_app.config["REQUEST_TIMEOUT"])
+        config = current_app.config
+        return RasaClient(config["RASA_URL"], timeout=config["REQUEST_TIMEOUT"], token=config["RASA_TOKEN"])
 
     def answer(user_id: str, text: str) -> list:
         try:

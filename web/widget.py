@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
 
+from bot.internal_auth import hashed_address
 from bot.knowledge import WARDS
 from bot.rasa_client import RasaClient
 from bot.wording import language_of, say
@@ -25,7 +26,14 @@ SENDER = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 def _rasa() -> RasaClient:
-    return RasaClient(current_app.config["RASA_URL"], timeout=current_app.config["REQUEST_TIMEOUT"])
+    config = current_app.config
+    return RasaClient(config["RASA_URL"], timeout=config["REQUEST_TIMEOUT"], token=config["RASA_TOKEN"])
+
+
+def _address_metadata() -> dict[str, str]:
+    """The client's address (the real one behind trusted proxies: ProxyFix) as a keyed hash, for
+    the hand-off cap per address; the address itself never leaves this process."""
+    return {"address": hashed_address(current_app.extensions["address_key"], request.remote_addr or "")}
 
 
 def _sender(value: object) -> str | None:
@@ -124,7 +132,8 @@ def message():
         resp = jsonify(messages=[{"text": said}], error="rate_limited")
         return resp, 429, {"Retry-After": str(seconds)}
     try:
-        messages = _rasa().send(f"web-{sender}", text, "widget")  # Rasa's channel refuses over-long text
+        # Rasa's channel refuses over-long text
+        messages = _rasa().send(f"web-{sender}", text, "widget", metadata=_address_metadata())
     except requests.RequestException:
         current_app.logger.warning("Rasa server unreachable at %s", current_app.config["RASA_URL"])
         return jsonify(

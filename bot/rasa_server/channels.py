@@ -6,14 +6,21 @@ Runs inside the Rasa server (Rasa's environment). Compared with Rasa's RestInput
 - refuses over-long messages with a polite reply (nothing of them is processed or stored);
 - lets a resident leave a staff hand-off with 「ボットに戻る」 (the conversation is paused);
 - apologises instead of answering nothing when an action failed (e.g. action server down);
-- serves staff replies: GET /webhooks/rest/messages?sender=…&after=… (Unix time).
+- serves staff replies: GET /webhooks/rest/messages?sender=…&after=… (Unix time);
+- wants the Rasa token like Rasa's HTTP API (`?token=` or `Authorization: Bearer`): the web app
+  and LINE webhook are its only callers, and without it anyone who reaches the port could write
+  as any resident, file tickets or read staff replies (401 otherwise);
+- passes on one piece of metadata, the widget's hashed client address (`address`), which the
+  hand-off action counts (bot/handoff_limits.py).
 Registered in credentials.yml under the name `rest`, so the URL is Rasa's usual one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,6 +41,22 @@ log = logging.getLogger(__name__)
 
 RESUME_WORDS = frozenset({"ボットに戻る", "ぼっとにもどる", "ボットにもどる", "bot", "back to bot"})
 CHANNELS = frozenset({"rest", "widget", "line"})
+HASHED_ADDRESS = re.compile(r"[0-9a-f]{32}")  # bot.internal_auth.hashed_address; never a raw address
+
+
+def token_given(request: Request, token: str) -> bool:
+    """Whether the request carries the token, as `?token=` (what Rasa's HTTP API reads) or as a
+    bearer header; compared in constant time."""
+    scheme, _, bearer = (request.headers.get("authorization") or "").partition(" ")
+    given = request.args.get("token") or (bearer.strip() if scheme.lower() == "bearer" else "")
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def message_metadata(body: dict) -> dict[str, str] | None:
+    """The metadata a message may carry into the tracker: a hashed address, nothing else."""
+    given = body.get("metadata")
+    address = given.get("address") if isinstance(given, dict) else None
+    return {"address": address} if isinstance(address, str) and HASHED_ADDRESS.fullmatch(address) else None
 
 
 # Masking (patterns, Sudachi, GiNZA on long texts) runs here rather than on the event loop, so one
@@ -54,8 +77,11 @@ class ConciergeRestInput(RestInput):
     """Runs inside the Rasa server, which never imports bot.settings: its one setting comes in
     through the credentials file that bot/supervisor/processes.py writes from the settings."""
 
-    def __init__(self, max_message_chars: int = 2000) -> None:
+    def __init__(self, max_message_chars: int = 2000, token: str = "") -> None:
+        """`token`: empty only for a hand-started `rasa run` with the repository's credentials.yml
+        (then the channel is as open as Rasa's own; bot/supervisor always sets one)."""
         self.max_message_chars = max_message_chars
+        self.token = token
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> ConciergeRestInput:
@@ -68,7 +94,14 @@ class ConciergeRestInput(RestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("concierge_rest", __name__)
         max_chars = self.max_message_chars
+        token = self.token
         mask("")  # load the name recogniser now rather than on the first resident's message
+
+        @bp.middleware("request")
+        async def check_token(request: Request) -> HTTPResponse | None:
+            if not token or token_given(request, token) or request.path.rstrip("/") == "/webhooks/rest":
+                return None  # the bare health check says "ok" and nothing else
+            return response.json({"error": "NotAuthenticated"}, status=401)
 
         @bp.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -89,7 +122,10 @@ class ConciergeRestInput(RestInput):
                 await _resume_if_paused(agent, sender)
             collector = CollectingOutputChannel()
             try:
-                await on_new_message(UserMessage(text, collector, sender, input_channel=channel))
+                message = UserMessage(
+                    text, collector, sender, input_channel=channel, metadata=message_metadata(body)
+                )
+                await on_new_message(message)
             except Exception:  # logged without the text: it is the resident's
                 log.exception("message from %s failed", sender)
             messages = collector.messages

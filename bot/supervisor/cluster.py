@@ -9,6 +9,7 @@ says how the same pieces spread over several.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import sys
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.internal_auth import rasa_token
 from bot.rasa_client import RasaClient
 from bot.settings import Settings
 from bot.supervisor.processes import (
@@ -55,6 +57,7 @@ class Cluster(Processes):
     lock_lifetime_s: int = 15
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         host = self.settings.host
         self.public_port = self.public_port or free_port(host)
         self.rasa_lb_port = self.rasa_lb_port or free_port(host)
@@ -68,7 +71,12 @@ class Cluster(Processes):
 
     @property
     def public_url(self) -> str:
-        return self.url(self.public_port)
+        host = self.settings.public_host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '[::]') else host}:{self.public_port}"
+
+    @property
+    def rasa_token(self) -> str:
+        return rasa_token(self.settings)
 
     @property
     def rasa_url(self) -> str:
@@ -95,6 +103,10 @@ class Cluster(Processes):
             "LOGS": str(self.log_dir),
             "MAX_BODY": str(self.settings.max_body_bytes),
             "HOST": self.settings.host,
+            "PUBLIC_HOST": self.settings.public_host,
+            "ADDRESS_RATE": str(self.settings.address_rate_per_s),
+            "ADDRESS_BURST": str(self.settings.address_burst),
+            "REAL_IP": real_ip_lines(self.settings.trusted_proxies),
             "WEB_PORT": str(self.web_port),
             "PUBLIC_PORT": str(self.public_port),
             "RASA_PORT": str(self.rasa_lb_port),
@@ -126,7 +138,9 @@ class Cluster(Processes):
         for i, port in enumerate(self.rasa_ports, 1):
             self.spawn(f"rasa-{i}", rasa_command(self.settings, port, config), rasa)
         self.spawn("worker", worker_command(), worker_env(self.settings))
-        web_env = self.settings.replace(rasa_url=self.rasa_url).child_env(PYTHONPATH=str(self.settings.root))
+        # the web app sits behind this nginx: it believes one hop of X-Forwarded-For (at least)
+        web_settings = self.settings.replace(rasa_url=self.rasa_url, proxy_hops=self.settings.proxy_hops or 1)
+        web_env = web_settings.child_env(PYTHONPATH=str(self.settings.root))
         gunicorn = [
             sys.executable, "-m", "gunicorn",
             "--workers", str(self.web_workers), "--threads", "8",
@@ -140,7 +154,7 @@ class Cluster(Processes):
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             self.check_alive()
-            ready = all(RasaClient(u).is_ready() for u in self.rasa_urls)
+            ready = all(RasaClient(u, token=self.rasa_token).is_ready() for u in self.rasa_urls)
             ready = ready and all(http_ok(f"{self.url(p)}/health") for p in self.action_ports)
             ready = ready and http_ok(f"{self.public_url}/healthz")
             if ready:
@@ -158,4 +172,27 @@ def cluster_settings_problems(settings: Settings) -> list[str]:
         problems.append("CONCIERGE_DB_URL must be a postgresql+psycopg:// URL (the concierge database)")
     if not settings.lock_store_url.startswith("redis"):
         problems.append("CONCIERGE_LOCK_STORE_URL must be a redis:// URL (Rasa's lock store)")
+    if not is_loopback(settings.host):
+        problems.append(
+            "CONCIERGE_HOST must be a loopback address (the internal servers listen there); "
+            "CONCIERGE_PUBLIC_HOST is where nginx's public port listens"
+        )
     return problems
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def real_ip_lines(trusted: tuple[str, ...]) -> str:
+    """nginx's realip directives: the client address from X-Forwarded-For, believed only from
+    these proxies (the city's load balancer), the rightmost untrusted one."""
+    if not trusted:
+        return "    # (no trusted proxy in front: the peer's address is the client's)"
+    lines = [f"    set_real_ip_from {ipaddress.ip_network(t, strict=False)};" for t in trusted]
+    return "\n".join([*lines, "    real_ip_header X-Forwarded-For;", "    real_ip_recursive on;"])

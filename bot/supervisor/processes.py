@@ -1,7 +1,9 @@
 """Start and stop the concierge's processes: Rasa server, action server, web app.
 
 Used by `concierge run` (make run), by the CLI when no Rasa server is running, and by tests.
-Every server binds to the configured host (127.0.0.1 by default).
+Every server binds to the configured host (127.0.0.1 by default), and the internal ones want a
+token: Rasa's HTTP API and REST channel the Rasa token, the action server the actions token
+(bot/internal_auth.py; docs/security.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 import requests
 import yaml
 
+from bot.internal_auth import actions_token, rasa_token, with_internal_secrets
 from bot.rasa_client import RasaClient
 from bot.settings import Settings
 
@@ -86,8 +89,10 @@ def lock_store_config(settings: Settings) -> dict | None:
 
 
 def endpoints_yaml(settings: Settings, actions_url: str) -> str:
+    """Rasa sends the actions token as a header (a query parameter would land in access logs)."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    endpoints = {"action_endpoint": {"url": actions_url}, "tracker_store": tracker_store_config(settings)}
+    action_endpoint = {"url": actions_url, "headers": {"Authorization": f"Bearer {actions_token(settings)}"}}
+    endpoints = {"action_endpoint": action_endpoint, "tracker_store": tracker_store_config(settings)}
     lock_store = lock_store_config(settings)
     if lock_store:
         endpoints["lock_store"] = lock_store
@@ -95,20 +100,27 @@ def endpoints_yaml(settings: Settings, actions_url: str) -> str:
 
 
 def actions_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+    """rasa-sdk's server behind the actions token (actions/server.py)."""
+    return [sys.executable, "-m", "actions.server", "--port", str(port)]
 
 
 def credentials_yaml(settings: Settings) -> str:
     """The channels the Rasa server opens, with what they need of the settings (the Rasa server
     does not read our settings itself: it runs in its own environment)."""
-    channel = {"max_message_chars": settings.max_message_chars}
+    channel = {"max_message_chars": settings.max_message_chars, "token": rasa_token(settings)}
     return yaml.safe_dump({"bot.rasa_server.channels.ConciergeRestInput": channel}, sort_keys=False)
 
 
 def rasa_command(settings: Settings, port: int, config_dir: Path) -> list[str]:
-    """`config_dir` gets this server's endpoints.yml and credentials.yml (see write_rasa_config)."""
+    """`config_dir` gets this server's endpoints.yml, credentials.yml and auth_token (see
+    write_rasa_config); bot/rasa_server/launch.py hands the token to `rasa run --auth-token` so
+    that it is not on the command line, which every local user can read."""
     return [
-        str(settings.rasa_venv / "bin" / "rasa"),
+        str(settings.rasa_venv / "bin" / "python"),
+        "-m",
+        "bot.rasa_server.launch",
+        "--auth-token-file",
+        str(config_dir / "auth_token"),
         "run",
         "--enable-api",
         "--model",
@@ -124,10 +136,19 @@ def rasa_command(settings: Settings, port: int, config_dir: Path) -> list[str]:
     ]
 
 
+def write_private(path: Path, text: str) -> None:
+    """A file only its owner can read, from the first byte on (these hold tokens)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file of the same name may have had a wider mode
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 def write_rasa_config(settings: Settings, config_dir: Path, actions_url: str) -> Path:
     config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "endpoints.yml").write_text(endpoints_yaml(settings, actions_url))
-    (config_dir / "credentials.yml").write_text(credentials_yaml(settings))
+    write_private(config_dir / "endpoints.yml", endpoints_yaml(settings, actions_url))
+    write_private(config_dir / "credentials.yml", credentials_yaml(settings))
+    write_private(config_dir / "auth_token", rasa_token(settings))
     return config_dir
 
 
@@ -140,6 +161,8 @@ def rasa_env(settings: Settings) -> dict[str, str]:
         settings,
         # Sanic reads SANIC_* settings from the environment: bodies over the cap get 413.
         SANIC_REQUEST_MAX_SIZE=str(settings.max_body_bytes),
+        # an access-log line would carry the HTTP API's ?token=
+        SANIC_ACCESS_LOG="false",
         # One message is a handful of small matrix products: extra TensorFlow and BLAS threads
         # only spin and take CPU from the other processes (docs/performance.md).
         TF_INTRA_OP_PARALLELISM_THREADS=str(settings.rasa_threads),
@@ -150,7 +173,7 @@ def rasa_env(settings: Settings) -> dict[str, str]:
 
 def actions_env(settings: Settings) -> dict[str, str]:
     # load encoders, index and GiNZA before listening, so the first resident does not wait
-    return _child_env(settings.replace(warm_up=True), SANIC_HOST=settings.host)
+    return _child_env(settings.replace(warm_up=True))
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -164,6 +187,10 @@ class Processes:
     settings: Settings
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # every child gets the same tokens through its environment
+        self.settings = with_internal_secrets(self.settings)
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -224,6 +251,11 @@ class Stack(Processes):
         return f"http://{self.settings.host}:{self.rasa_port}"
 
     @property
+    def rasa_token(self) -> str:
+        """What a client of this stack's Rasa server sends (RasaClient(token=…), ?token=)."""
+        return rasa_token(self.settings)
+
+    @property
     def actions_url(self) -> str:
         return f"http://{self.settings.host}:{self.actions_port}/webhook"
 
@@ -241,7 +273,7 @@ class Stack(Processes):
     def wait_ready(self, timeout: float = 180.0) -> float:
         """Seconds until both servers answer; raises with the log tail if one dies."""
         started = time.monotonic()
-        client = RasaClient(self.rasa_url)
+        client = RasaClient(self.rasa_url, token=rasa_token(self.settings))
         while time.monotonic() - started < timeout:
             self.check_alive()
             if client.is_ready() and http_ok(f"http://{self.settings.host}:{self.actions_port}/health"):
