@@ -156,10 +156,7 @@ def test_messages_built_to_backtrack_do_not_stop_other_residents(stack):
 
     def send(sender: str, text: str) -> tuple[requests.Response, float]:
         started = time.monotonic()
-        resp = requests.post(
-            f"{stack.rasa_url}/webhooks/rest/webhook",
-            params={"token": stack.rasa_token}, json={"sender": sender, "message": text}, timeout=10
-        )
+        resp = _rest(stack, json={"sender": sender, "message": text}, timeout=10)
         return resp, time.monotonic() - started
 
     hostile = [_repeated(u) for u in ("市区", "区1-", "１－", "あ区", "a@b.", "中原区新丸子東1-")]

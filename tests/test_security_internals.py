@@ -138,6 +138,11 @@ def test_in_the_cluster_only_the_public_port_listens_beyond_loopback(tmp_path):
     assert checked.returncode == 0, checked.stderr
 
 
+def test_an_ipv6_public_host_is_written_as_nginx_wants_it(tmp_path):
+    conf = Path(_cluster(tmp_path, public_host="::").nginx_conf()).read_text()
+    assert re.search(r"listen \[::\]:\d+;", conf)
+
+
 def test_the_cluster_refuses_internal_servers_beyond_loopback():
     base = {
         "db_url": "postgresql+psycopg://x/y",

@@ -103,7 +103,7 @@ class Cluster(Processes):
             "LOGS": str(self.log_dir),
             "MAX_BODY": str(self.settings.max_body_bytes),
             "HOST": self.settings.host,
-            "PUBLIC_HOST": self.settings.public_host,
+            "PUBLIC_HOST": listen_host(self.settings.public_host),
             "ADDRESS_RATE": str(self.settings.address_rate_per_s),
             "ADDRESS_BURST": str(self.settings.address_burst),
             "REAL_IP": real_ip_lines(self.settings.trusted_proxies),
@@ -187,6 +187,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def listen_host(host: str) -> str:
+    """An address as nginx's `listen` wants it: an IPv6 one in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def real_ip_lines(trusted: tuple[str, ...]) -> str:
