@@ -153,6 +153,23 @@ def _rebuild_worker(settings: Settings) -> int:
     return 0
 
 
+def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
+    """`concierge tasks worker`: run the task queue's consumer (LINE events) until stopped."""
+    import logging
+
+    from bot.tasks import TaskQueue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
+    queue = TaskQueue(settings)
+    if args.action == "pending":
+        print(queue.pending())
+        return 0
+    where = settings.task_queue_url.split("@")[-1] or str(settings.var_dir / "tasks.db")
+    print(f"task worker: consuming {where}", flush=True)
+    queue.run_worker()  # Huey's consumer: SIGTERM stops at once, SIGINT after the running tasks
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Top-1 accuracy (entry, counter and office right) and MRR of the answering core."""
     from bot.answering.concierge import Concierge
@@ -271,6 +288,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stack.start_actions()
     stack.start_rasa()
     stack.start_worker()
+    stack.start_tasks()
     web = [sys.executable, "-m", "flask", "--app", "web.wsgi", "run", "--host", settings.host]
     web_settings = settings.replace(rasa_url=stack.rasa_url)
     stack.spawn("web", [*web, "--port", str(settings.web_port)], web_settings.child_env())
@@ -373,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     kn.add_argument("action", choices=["check", "build", "export-nlu", "calibrate", "worker"])
     kn.add_argument("--folder", help="knowledge folder (default: knowledge/)")
     kn.set_defaults(func=cmd_knowledge)
+    tasks = sub.add_parser("tasks", help="the task queue (LINE events): `worker` consumes it")
+    tasks.add_argument("action", choices=["worker", "pending"])
+    tasks.set_defaults(func=cmd_tasks)
     ev = sub.add_parser("eval", help="top-1 accuracy and MRR on a question set (JSON lines)")
     ev.add_argument("file")
     ev.add_argument("-v", "--verbose", action="store_true", help="print the misses")

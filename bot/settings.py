@@ -154,6 +154,15 @@ class Settings(BaseSettings):
     line_channel_access_token: SecretStr = env("LINE_CHANNEL_ACCESS_TOKEN", SecretStr(""))
     line_api_base: str = env("LINE_API_BASE", "https://api.line.me")
     line_api_timeout_s: float = env("LINE_API_TIMEOUT", 10.0)
+    # A reply token is single use and expires in about a minute: when the reply fails, the answer
+    # is pushed instead, tried this many times, the wait doubling from line_push_retry_s.
+    line_push_attempts: int = env("LINE_PUSH_ATTEMPTS", 5)
+    line_push_retry_s: float = env("LINE_PUSH_RETRY_DELAY", 2.0)
+    # The task queue (Huey) that handles LINE events off the webhook's request path: empty = SQLite
+    # at var/tasks.db (embedded); sqlite:///path for another file; redis://host:port/db when several
+    # nodes share it (`concierge cluster` sets its Redis). `concierge tasks worker` consumes it.
+    task_queue_url: str = env("CONCIERGE_TASK_QUEUE_URL", "")
+    task_workers: int = env("CONCIERGE_TASK_WORKERS", 2)
     # The action server loads encoders, index, Sudachi and GiNZA before it listens (set by
     # bot/supervisor/processes.py for the action server it starts).
     warm_up: bool = env("CONCIERGE_WARM_UP", False)
