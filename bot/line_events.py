@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 from linebot.v3.messaging import Message, TextMessage
@@ -38,9 +39,6 @@ from bot.storage.db import session_scope
 from bot.storage.models import HandledLineEvent, utcnow
 from bot.wording import language_of, say
 
-if TYPE_CHECKING:
-    from bot.tasks import TaskQueue
-
 log = logging.getLogger(__name__)
 
 # LINE redelivers for a while after a failed delivery; ids older than this are forgotten.
@@ -57,12 +55,15 @@ def asks_to_erase(text: str) -> bool:
 class LineEvents:
     """Handles one webhook event at a time; several worker threads may share one instance."""
 
-    def __init__(self, settings: Settings, queue: TaskQueue | None = None) -> None:
+    def __init__(
+        self, settings: Settings, push_later: Callable[[str, list[dict[str, Any]]], object] | None = None
+    ) -> None:
+        """`push_later(user_id, messages)` queues a push (bot/tasks.py); without it, one try now."""
         config = LineConfig.from_settings(settings)
         if config is None:
             raise RuntimeError("LINE events need LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN")
         self.settings = settings
-        self.queue = queue
+        self.push_later = push_later
         self.line = LineClient(config)
         self.limiter = SenderRateLimiter(settings.rate_limit, settings.rate_limit_storage)
 
@@ -140,10 +141,10 @@ class LineEvents:
             except LineApiError as err:
                 log.warning("LINE reply not delivered (%s); pushing instead", err)
         payload = [m.to_dict() for m in messages]
-        if self.queue is None:
+        if self.push_later is None:
             self.push(user_id, payload, last_try=True)
         else:
-            self.queue.line_push(user_id, payload)
+            self.push_later(user_id, payload)
 
     def push(self, user_id: str, messages: list[dict[str, Any]], last_try: bool) -> None:
         """Push the messages; raises LineApiError for the queue to try again, unless `last_try`."""

@@ -72,7 +72,7 @@ class TaskQueue:
         if self._line is None:
             from bot.line_events import LineEvents
 
-            self._line = LineEvents(self.settings, self)
+            self._line = LineEvents(self.settings, self.line_push)
         return self._line
 
     def pending(self) -> int:
