@@ -144,12 +144,12 @@ def _rebuild_worker(settings: Settings) -> int:
     """Rebuild the index whenever the console asks (bot/retrieval/rebuild_jobs.py), until stopped."""
     import logging
 
-    from bot.retrieval.rebuild_jobs import serve
+    from bot.retrieval.rebuild_jobs import index_queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
-    stopping = _stop_on_signals()
-    print(f"index worker: watching {settings.var_dir} for rebuild requests", flush=True)
-    serve(settings, lambda: stopping[0])
+    logging.getLogger("huey").setLevel(logging.WARNING)  # not the minute's look for a request
+    print(f"index worker: consuming {settings.var_dir}/index-tasks.db for rebuild requests", flush=True)
+    index_queue(settings).run_worker()  # Huey's consumer: SIGTERM stops it
     return 0
 
 
