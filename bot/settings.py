@@ -172,6 +172,13 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return tuple(e.strip() for e in value.split(",") if e.strip()) if isinstance(value, str) else value
 
+    @field_validator("task_queue_url")
+    @classmethod
+    def _task_queue(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+            raise ValueError("empty (var/tasks.db), sqlite:///PATH or redis://host:port/db")
+        return value
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated like the original."""
         return type(self)(**{**self.model_dump(), **changes})

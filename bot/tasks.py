@@ -30,8 +30,6 @@ def make_huey(settings: Settings) -> Huey:
     url = settings.task_queue_url
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisHuey(QUEUE_NAME, url=url, results=False, utc=True)
-    if url and not url.startswith("sqlite:///"):
-        raise ValueError("CONCIERGE_TASK_QUEUE_URL must be empty, sqlite:///PATH or redis://…")
     path = Path(url.removeprefix("sqlite:///")) if url else settings.var_dir / "tasks.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(QUEUE_NAME, filename=str(path), results=False, utc=True)

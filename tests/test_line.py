@@ -297,3 +297,19 @@ def test_staff_reply_to_a_line_ticket_while_line_is_down_can_be_sent_again(line,
     assert escalations(line_api).get(ticket["id"])["status"] == "new"  # not marked answered: send again
     escalations(line_api).reply(ticket["id"], "麻生区役所の担当です。")
     assert FakeLineApi.calls[-1][1]["messages"][0]["text"] == "麻生区役所の担当です。"
+
+
+def test_the_queue_is_sqlite_under_var_by_default_redis_when_named_and_nothing_else(tmp_path):
+    from huey import RedisHuey, SqliteHuey
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+    from bot.tasks import make_huey
+
+    embedded = make_huey(Settings(var_dir=tmp_path))
+    assert isinstance(embedded, SqliteHuey) and embedded.storage.filename == str(tmp_path / "tasks.db")
+    assert isinstance(
+        make_huey(Settings(var_dir=tmp_path, task_queue_url="redis://127.0.0.1:6379/13")), RedisHuey
+    )
+    with pytest.raises(ValidationError, match=r"task_queue_url|CONCIERGE_TASK_QUEUE_URL"):
+        Settings(task_queue_url="postgresql://db/queue")  # a mistyped URL stops the process at start
