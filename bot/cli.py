@@ -301,6 +301,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  web app:                       http://{settings.host}:{settings.web_port}/")
         print(f"  staff console:                 http://{settings.host}:{settings.web_port}/staff/")
         print("    first admin: .venv/bin/concierge staff add-user NAME --role admin")
+        queue = settings.task_queue_url.split("@")[-1] or settings.var_dir / "tasks.db"
+        print(f"  task worker (LINE events):     {queue}")
         print(f"  logs:                          {stack.log_dir}/")
         if LineConfig.from_settings(settings):
             print(

@@ -162,7 +162,9 @@ class Settings(BaseSettings):
     # at var/tasks.db (embedded); sqlite:///path for another file; redis://host:port/db when several
     # nodes share it (`concierge cluster` sets its Redis). `concierge tasks worker` consumes it.
     task_queue_url: str = env("CONCIERGE_TASK_QUEUE_URL", "")
-    task_workers: int = env("CONCIERGE_TASK_WORKERS", 2)
+    # Threads of each task worker. One takes a resident's LINE messages in the order they came;
+    # more answer more residents at once, but may swap two messages sent within the same second.
+    task_workers: int = env("CONCIERGE_TASK_WORKERS", 1)
     # The action server loads encoders, index, Sudachi and GiNZA before it listens (set by
     # bot/supervisor/processes.py for the action server it starts).
     warm_up: bool = env("CONCIERGE_WARM_UP", False)
