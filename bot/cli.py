@@ -160,6 +160,7 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
     from bot.tasks import TaskQueue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the schema check on first use
     queue = TaskQueue(settings)
     if args.action == "pending":
         print(queue.pending())

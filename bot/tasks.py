@@ -17,7 +17,9 @@ from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.api import Task
+from huey.exceptions import CancelExecution
 
+from bot.line_messaging import LineApiError
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,10 @@ class TaskQueue:
         def line_push(user_id: str, messages: list[dict[str, Any]], task: Task) -> None:
             """Push an answer whose reply failed. A failure raises, so Huey tries again later (the
             wait doubling); the last one is logged and dropped."""
-            self.line_events().push(user_id, messages, last_try=task.retries == 0)
+            try:
+                self.line_events().push(user_id, messages, last_try=task.retries == 0)
+            except LineApiError as err:  # tried again after the wait, without a traceback in the log
+                raise CancelExecution(retry=True) from err
 
         self.line_event = line_event
         self.line_push = line_push
