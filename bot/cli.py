@@ -145,12 +145,30 @@ def _rebuild_worker(settings: Settings) -> int:
     """Rebuild the index whenever the console asks (bot/retrieval/rebuild_jobs.py), until stopped."""
     import logging
 
-    from bot.retrieval.rebuild_jobs import serve
+    from bot.retrieval.rebuild_jobs import index_queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
-    stopping = _stop_on_signals()
-    print(f"index worker: watching {settings.var_dir} for rebuild requests", flush=True)
-    serve(settings, lambda: stopping[0])
+    logging.getLogger("huey").setLevel(logging.WARNING)  # not the minute's look for a request
+    print(f"index worker: consuming {settings.var_dir}/index-tasks.db for rebuild requests", flush=True)
+    index_queue(settings).run_worker()  # Huey's consumer: SIGTERM stops it
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
+    """`concierge tasks worker`: run the task queue's consumer (LINE events) until stopped."""
+    import logging
+
+    from bot.tasks import TaskQueue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s - %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the schema check on first use
+    queue = TaskQueue(settings)
+    if args.action == "pending":
+        print(queue.pending())
+        return 0
+    where = settings.task_queue_url.split("@")[-1] or str(settings.var_dir / "tasks.db")
+    print(f"task worker: consuming {where}", flush=True)
+    queue.run_worker()  # Huey's consumer: SIGTERM stops at once, SIGINT after the running tasks
     return 0
 
 
@@ -271,6 +289,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stack.start_actions()
     stack.start_rasa()
     stack.start_worker()
+    stack.start_tasks()
     web = [sys.executable, "-m", "flask", "--app", "web.wsgi", "run", "--host", settings.host]
     web_settings = settings.replace(rasa_url=stack.rasa_url)
     stack.spawn("web", [*web, "--port", str(settings.web_port)], web_settings.child_env())
@@ -283,6 +302,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  web app:                       http://{settings.host}:{settings.web_port}/")
         print(f"  staff console:                 http://{settings.host}:{settings.web_port}/staff/")
         print("    first admin: .venv/bin/concierge staff add-user NAME --role admin")
+        queue = settings.task_queue_url.split("@")[-1] or settings.var_dir / "tasks.db"
+        print(f"  task worker (LINE events):     {queue}")
         print(f"  logs:                          {stack.log_dir}/")
         if LineConfig.from_settings(settings):
             print(
@@ -373,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     kn.add_argument("action", choices=["check", "build", "export-nlu", "calibrate", "worker"])
     kn.add_argument("--folder", help="knowledge folder (default: knowledge/)")
     kn.set_defaults(func=cmd_knowledge)
+    tasks = sub.add_parser("tasks", help="the task queue (LINE events): `worker` consumes it")
+    tasks.add_argument("action", choices=["worker", "pending"])
+    tasks.set_defaults(func=cmd_tasks)
     ev = sub.add_parser("eval", help="top-1 accuracy and MRR on a question set (JSON lines)")
     ev.add_argument("file")
     ev.add_argument("-v", "--verbose", action="store_true", help="print the misses")

@@ -176,6 +176,17 @@ class Settings(BaseSettings):
     line_channel_access_token: SecretStr = env("LINE_CHANNEL_ACCESS_TOKEN", SecretStr(""))
     line_api_base: str = env("LINE_API_BASE", "https://api.line.me")
     line_api_timeout_s: float = env("LINE_API_TIMEOUT", 10.0)
+    # A reply token is single use and expires in about a minute: when the reply fails, the answer
+    # is pushed instead, tried this many times, the wait doubling from line_push_retry_s.
+    line_push_attempts: int = env("LINE_PUSH_ATTEMPTS", 5)
+    line_push_retry_s: float = env("LINE_PUSH_RETRY_DELAY", 2.0)
+    # The task queue (Huey) that handles LINE events off the webhook's request path: empty = SQLite
+    # at var/tasks.db (embedded); sqlite:///path for another file; redis://host:port/db when several
+    # nodes share it (`concierge cluster` sets its Redis). `concierge tasks worker` consumes it.
+    task_queue_url: str = env("CONCIERGE_TASK_QUEUE_URL", "")
+    # Threads of each task worker. One takes a resident's LINE messages in the order they came;
+    # more answer more residents at once, but may swap two messages sent within the same second.
+    task_workers: int = env("CONCIERGE_TASK_WORKERS", 1)
     # The action server loads encoders, index, Sudachi and GiNZA before it listens (set by
     # bot/supervisor/processes.py for the action server it starts).
     warm_up: bool = env("CONCIERGE_WARM_UP", False)
@@ -184,6 +195,13 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return tuple(e.strip() for e in value.split(",") if e.strip()) if isinstance(value, str) else value
+
+    @field_validator("task_queue_url")
+    @classmethod
+    def _task_queue(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+            raise ValueError("empty (var/tasks.db), sqlite:///PATH or redis://host:port/db")
+        return value
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated like the original."""

@@ -1,5 +1,6 @@
-"""LINE test support: a local server standing in for the LINE API, and events signed exactly as
-LINE signs them (shared by test_line and test_fuzz)."""
+"""LINE test support: a local server standing in for the LINE API (able to refuse, to be slow),
+events signed exactly as LINE signs them, and the task worker that handles them (shared by
+test_line and test_fuzz)."""
 
 from __future__ import annotations
 
@@ -8,66 +9,135 @@ import contextlib
 import hashlib
 import hmac
 import json
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
+
+from bot.supervisor.processes import Processes, tasks_command, worker_env
 
 SECRET = "test-channel-secret"
 
 
 class FakeLineApi(BaseHTTPRequestHandler):
+    """LINE's API on a local port. Every request is recorded in `calls` (path, body, status). What
+    it answers can be changed while it runs (the worker calling it is another process):
+    `reply_status` for replies, `push_failures` pushes answered `push_status` before one is taken,
+    and `delay` seconds before any answer. `reset()` restores the defaults."""
+
     calls: ClassVar[list[tuple[str, dict]]] = []
+    statuses: ClassVar[list[int]] = []
+    reply_status: ClassVar[int] = 200
+    push_status: ClassVar[int] = 500
+    push_failures: ClassVar[int] = 0
+    delay: ClassVar[float] = 0.0
+
+    @classmethod
+    def reset(cls) -> None:
+        FakeLineApi.calls, FakeLineApi.statuses = [], []
+        FakeLineApi.reply_status, FakeLineApi.push_status = 200, 500
+        FakeLineApi.push_failures, FakeLineApi.delay = 0, 0.0
+
+    def status_for(self, path: str) -> int:
+        if path.endswith("/reply"):
+            return FakeLineApi.reply_status
+        if path.endswith("/push") and FakeLineApi.push_failures > 0:
+            FakeLineApi.push_failures -= 1
+            return FakeLineApi.push_status
+        return 200
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if FakeLineApi.delay:
+            time.sleep(FakeLineApi.delay)
+        status = self.status_for(self.path)
         FakeLineApi.calls.append((self.path, json.loads(body or b"{}")))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"sentMessages": [{"id": "1", "quoteToken": "q"}]}')
+        FakeLineApi.statuses.append(status)
+        with contextlib.suppress(OSError):  # a client that gave up (too slow) is gone
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            if status == 200:
+                self.wfile.write(b'{"sentMessages": [{"id": "1", "quoteToken": "q"}]}')
+            else:
+                self.wfile.write(b'{"message": "refused by the stand-in"}')
 
     def log_message(self, *args):
         pass
-
-
-class FailingLineApi(FakeLineApi):
-    """LINE's API answering 500 to everything."""
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(500)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"message": "Internal server error"}')
-
-
-class SlowLineApi(FakeLineApi):
-    """LINE's API taking SLOW_SECONDS to answer (longer than the tests' LINE_API_TIMEOUT)."""
-
-    SLOW_SECONDS = 4
-
-    def do_POST(self):
-        time.sleep(self.SLOW_SECONDS)
-        with contextlib.suppress(OSError):  # the client gave up long ago
-            super().do_POST()
 
 
 def start_line_api(handler: type[FakeLineApi] = FakeLineApi):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    FakeLineApi.calls = []
+    FakeLineApi.reset()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def line_app(settings, line_api: str, timeout_s: float = 10.0):
-    """The Flask app with LINE switched on, talking to the stack of `settings`."""
+def line_settings(settings, line_api: str, queue_dir: Path, timeout_s: float = 10.0, **more):
+    """`settings` with LINE switched on against `line_api`, a task queue of their own in
+    `queue_dir` (not the stack's, whose worker has no LINE credentials) and short push retries."""
+    line = {
+        "line_channel_secret": SECRET,
+        "line_channel_access_token": "test-token",
+        "line_api_base": line_api,
+        "line_api_timeout_s": timeout_s,
+        "task_queue_url": f"sqlite:///{queue_dir / 'tasks.db'}",
+        "line_push_attempts": 3,
+        "line_push_retry_s": 0.2,
+    }
+    return settings.replace(**{**line, **more})
+
+
+def line_app(settings, line_api: str | None = None, timeout_s: float = 10.0, queue_dir: Path | None = None):
+    """The Flask app with LINE switched on (`settings` from line_settings, or the stack's settings
+    and the LINE API's URL)."""
     from web import create_app
 
-    line = {"line_channel_secret": SECRET, "line_channel_access_token": "test-token"}
-    return create_app(settings.replace(**line, line_api_base=line_api, line_api_timeout_s=timeout_s))
+    if line_api is not None:
+        settings = line_settings(settings, line_api, queue_dir or Path(tempfile.mkdtemp()), timeout_s)
+    return create_app(settings)
+
+
+class LineWorker(Processes):
+    """`concierge tasks worker` for LINE settings, as its own process (logs in `log_dir`)."""
+
+    def start(self) -> LineWorker:
+        self.spawn("tasks", tasks_command(), worker_env(self.settings))
+        return self
+
+    @property
+    def log(self) -> str:
+        return (self.log_dir / "tasks.log").read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def line_worker(settings, log_dir: Path) -> Iterator[LineWorker]:
+    worker = LineWorker(settings, log_dir).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_for(check, timeout: float = 60.0, what: str = "the LINE worker"):
+    """Poll `check()` until it is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not get there in {timeout:.0f}s (calls: {FakeLineApi.calls!r:.500})")
+
+
+def calls_to(path_end: str) -> list[dict]:
+    """Bodies of the recorded calls to .../reply or .../push."""
+    return [body for path, body in FakeLineApi.calls if path.endswith(path_end)]
 
 
 def signature(body: bytes) -> str:

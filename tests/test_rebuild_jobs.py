@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -12,7 +13,13 @@ from bot.knowledge.editor import read_fields
 from bot.retrieval.documents import documents_from
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import build_index
-from bot.retrieval.rebuild_jobs import REQUEST_FILE, pending_rebuild, request_rebuild, run_pending
+from bot.retrieval.rebuild_jobs import (
+    REQUEST_FILE,
+    index_queue,
+    pending_rebuild,
+    request_rebuild,
+    run_pending,
+)
 
 
 @pytest.fixture()
@@ -83,3 +90,53 @@ def test_the_console_saves_an_edit_and_asks_for_a_rebuild_without_encoders(setti
     assert result.saved, result.problems
     assert pending_rebuild(settings)["by"] == "editor-a" and console.rebuild_waiting()
     assert console.knowledge().services["juminhyo"].note == "（改訂）"  # re-read from disk
+
+
+def _worker(settings, log_dir):
+    """`concierge knowledge worker` as its own process, for these settings."""
+    from bot.supervisor.processes import Processes, worker_command, worker_env
+
+    worker = Processes(settings, log_dir)
+    worker.spawn("worker", worker_command(), worker_env(settings))
+    return worker
+
+
+def _built_again(settings, before: dict, worker, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        if pending_rebuild(settings) is None and _manifest(settings)["built_at"] != before["built_at"]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_request_is_queued_and_built_by_the_worker_once_it_runs(settings, tmp_path):
+    """Asked while no worker runs: the request waits on the node's Huey queue."""
+    before = _manifest(settings)
+    request_rebuild(settings, "editor-a")
+    request_rebuild(settings, "editor-b")
+    assert len(index_queue(settings).huey) == 2  # two tasks; the second finds nothing to build
+    worker = _worker(settings, tmp_path / "logs")
+    try:
+        assert _built_again(settings, before, worker)
+        deadline = time.monotonic() + 30
+        while len(index_queue(settings).huey) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(index_queue(settings).huey) == 0
+    finally:
+        worker.stop()
+    log = (tmp_path / "logs" / "worker.log").read_text()
+    assert log.count("rebuilt the knowledge index on request") == 1
+
+
+def test_a_request_without_a_task_is_built_all_the_same(settings, tmp_path):
+    """A request whose task was never queued (the queue's file was locked) is found at start."""
+    before = _manifest(settings)
+    (settings.var_dir / REQUEST_FILE).write_text('{"by": "editor-a", "at": ""}', encoding="utf-8")
+    assert len(index_queue(settings).huey) == 0
+    worker = _worker(settings, tmp_path / "logs")
+    try:
+        assert _built_again(settings, before, worker)
+    finally:
+        worker.stop()

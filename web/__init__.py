@@ -79,9 +79,10 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(widget_bp)
     app.register_blueprint(staff_bp)
     if line_config:
+        from bot.tasks import TaskQueue
         from web.line import create_blueprint
 
-        line_bp = create_blueprint(line_config)
+        line_bp = create_blueprint(line_config, TaskQueue(settings))
         csrf.exempt(line_bp)  # LINE signs its requests; the signature is checked instead
         app.register_blueprint(line_bp)
     app.config["LINE_ENABLED"] = line_config is not None

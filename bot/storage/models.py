@@ -121,3 +121,13 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(128), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class HandledLineEvent(Base):
+    """A LINE webhook event already taken by a worker (its webhookEventId, nothing of its content):
+    LINE delivers again when it thinks a delivery failed, and the second delivery is skipped."""
+
+    __tablename__ = "line_events"
+
+    webhook_event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

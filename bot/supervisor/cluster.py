@@ -28,6 +28,7 @@ from bot.supervisor.processes import (
     http_ok,
     rasa_command,
     rasa_env,
+    tasks_command,
     worker_command,
     worker_env,
     write_rasa_config,
@@ -57,6 +58,8 @@ class Cluster(Processes):
     lock_lifetime_s: int = 15
 
     def __post_init__(self) -> None:
+        if not self.settings.task_queue_url.startswith("redis"):  # the queue every node shares
+            self.settings = self.settings.replace(task_queue_url=self.settings.lock_store_url)
         super().__post_init__()
         host = self.settings.host
         self.public_port = self.public_port or free_port(host)
@@ -138,6 +141,8 @@ class Cluster(Processes):
         for i, port in enumerate(self.rasa_ports, 1):
             self.spawn(f"rasa-{i}", rasa_command(self.settings, port, config), rasa)
         self.spawn("worker", worker_command(), worker_env(self.settings))
+        tasks = worker_env(self.settings.replace(rasa_url=self.rasa_url))
+        self.spawn("tasks", tasks_command(), tasks)
         # the web app sits behind this nginx: it believes one hop of X-Forwarded-For (at least)
         web_settings = self.settings.replace(rasa_url=self.rasa_url, proxy_hops=self.settings.proxy_hops or 1)
         web_env = web_settings.child_env(PYTHONPATH=str(self.settings.root))

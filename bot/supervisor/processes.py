@@ -1,4 +1,5 @@
-"""Start and stop the concierge's processes: Rasa server, action server, web app.
+"""Start and stop the concierge's processes: Rasa server, action server, index worker, task
+worker (LINE events), web app.
 
 Used by `concierge run` (make run), by the CLI when no Rasa server is running, and by tests.
 Every server binds to the configured host (127.0.0.1 by default), and the internal ones want a
@@ -156,6 +157,11 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "bot.cli", "knowledge", "worker"]
 
 
+def tasks_command() -> list[str]:
+    """The task queue's consumer (LINE events, bot/tasks.py)."""
+    return [sys.executable, "-m", "bot.cli", "tasks", "worker"]
+
+
 def rasa_env(settings: Settings) -> dict[str, str]:
     return _child_env(
         settings,
@@ -270,6 +276,10 @@ class Stack(Processes):
         """The index rebuilds the console asks for (bot/retrieval/rebuild_jobs.py)."""
         self.spawn("worker", worker_command(), worker_env(self.settings))
 
+    def start_tasks(self) -> None:
+        """The task queue's consumer, talking to this stack's Rasa server (LINE events)."""
+        self.spawn("tasks", tasks_command(), worker_env(self.settings.replace(rasa_url=self.rasa_url)))
+
     def wait_ready(self, timeout: float = 180.0) -> float:
         """Seconds until both servers answer; raises with the log tail if one dies."""
         started = time.monotonic()
@@ -300,6 +310,7 @@ def running_stack(
         stack.start_actions()
         stack.start_rasa()
         stack.start_worker()
+        stack.start_tasks()
         stack.wait_ready()
         yield stack
     finally:
