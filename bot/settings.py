@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     # marked Secure (set behind HTTPS).
     secret_key: SecretStr = env("CONCIERGE_SECRET_KEY", SecretStr(""))
     secure_cookies: bool = env("CONCIERGE_SECURE_COOKIES", False)
+    # A console session ends after this many minutes without a request, and this many hours after
+    # the login whatever happens (checked on the server: bot/console/accounts.py).
+    staff_idle_minutes: float = env("CONCIERGE_STAFF_IDLE_MINUTES", 30)
+    staff_session_hours: float = env("CONCIERGE_STAFF_SESSION_HOURS", 12)
     # `concierge staff add` without --password (scripts); empty = ask on the terminal.
     staff_password: SecretStr = env("CONCIERGE_STAFF_PASSWORD", SecretStr(""))
     # LINE Messaging API: the route is off unless both credentials are set.
