@@ -112,12 +112,14 @@ CSP = (
 )
 
 
-@bp.after_request
+@bp.after_app_request
 def _security_headers(resp: Response) -> Response:
-    """A handful of fixed headers, set here rather than by flask-talisman: talisman works app-wide
-    (the widget's script and API are embedded in other sites and must not get frame-ancestors
-    'none'), and redirects to HTTPS itself, which behind nginx's TLS needs proxy configuration
-    this deployment does elsewhere."""
+    """A handful of fixed headers on everything under /staff (a 404 there too, which no blueprint
+    owns), set here rather than by flask-talisman: talisman works app-wide (the widget's script
+    and API are embedded in other sites and must not get frame-ancestors 'none'), and redirects
+    to HTTPS itself, which behind nginx's TLS needs proxy configuration done elsewhere."""
+    if not (request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")):
+        return resp
     resp.headers["Content-Security-Policy"] = CSP
     resp.headers["X-Frame-Options"] = "DENY"  # browsers without frame-ancestors
     resp.headers["X-Content-Type-Options"] = "nosniff"

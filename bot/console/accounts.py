@@ -44,7 +44,8 @@ def _common_passwords() -> frozenset[str]:
 
 def password_problem(password: str, name: str = "") -> str | None:
     """Why this password may not be used, or None. A common password with digits or signs added
-    at either end ("password1234!") is still a common password."""
+    at either end ("password1234!") is still a common password; a keyboard walk is not in the
+    list but zxcvbn's score catches it."""
     if len(password) < MIN_PASSWORD:
         return f"the password needs at least {MIN_PASSWORD} characters"
     lowered = password.lower()
@@ -54,6 +55,12 @@ def password_problem(password: str, name: str = "") -> str | None:
         return "this password is one of the most common passwords; choose another"
     if len(name) >= 3 and name.lower() in lowered:
         return "the password may not contain the user name"
+    from zxcvbn import zxcvbn
+
+    # zxcvbn's estimate (dictionary words, keyboard walks, repeats, sequences, dates): 3 is "safely
+    # unguessable" at 10^8 guesses, which a leaked hash list allows offline
+    if zxcvbn(password[:72], user_inputs=[name])["score"] < 3:
+        return "this password is too easy to guess (keyboard pattern, sequence or common words)"
     return None
 
 
