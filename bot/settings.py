@@ -167,6 +167,13 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         return tuple(e.strip() for e in value.split(",") if e.strip()) if isinstance(value, str) else value
 
+    @field_validator("staff_idle_minutes", "staff_session_hours")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("a staff session timeout must be positive")
+        return value
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated like the original."""
         return type(self)(**{**self.model_dump(), **changes})

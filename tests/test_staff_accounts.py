@@ -273,3 +273,31 @@ def test_no_inline_script_or_style_in_the_console_templates():
     for path in (ROOT / "web" / "templates" / "staff").glob("*.html"):
         html = path.read_text(encoding="utf-8")
         assert not re.search(r"<script|<style|\sstyle=|\son[a-z]+=|javascript:", html, re.I), path.name
+
+
+def test_timeouts_must_be_positive():
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    with pytest.raises(ValidationError, match="positive"):
+        Settings(staff_idle_minutes=0)
+
+
+def test_migration_0003_goes_down_and_up_again(db_url):
+    """Down to 0002 (no sessions table, no disabled column) and back: existing users survive."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from bot.storage.db import MIGRATIONS, get_engine
+
+    add_user(db_url, "ito", "editor", PASSWORD)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    command.downgrade(config, "0002")
+    assert "staff_sessions" not in inspect(get_engine(db_url)).get_table_names()
+    command.upgrade(config, "head")
+    assert "staff_sessions" in inspect(get_engine(db_url)).get_table_names()
+    assert authenticate(db_url, "ito", PASSWORD) is not None  # disabled defaults to false
