@@ -262,18 +262,29 @@ def cmd_regional_issues(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
-    """Create staff console accounts (the first admin too)."""
+    """Staff console accounts: create (the first admin too), disable, enable, set a new password.
+    Disabling or a new password ends the user's live console sessions at once."""
     import getpass
 
-    from bot.console.accounts import StaffError, add_user
+    from bot.console import accounts
 
-    password = args.password or settings.staff_password.get_secret_value() or getpass.getpass("password: ")
+    def password() -> str:
+        return args.password or settings.staff_password.get_secret_value() or getpass.getpass("password: ")
+
+    db = settings.database_url
     try:
-        user_id = add_user(settings.database_url, args.name, args.role, password, args.ward or [])
-    except StaffError as err:
+        if args.action == "add-user":
+            user_id = accounts.add_user(db, args.name, args.role, password(), args.ward or [])
+            print(f"created {args.role} {args.name} (#{user_id})")
+        elif args.action in ("disable", "enable"):
+            accounts.set_disabled(db, args.name, args.action == "disable")
+            print(f"{args.action}d {args.name}")
+        else:
+            accounts.set_password(db, args.name, password())
+            print(f"new password set for {args.name}; their sessions have ended")
+    except accounts.StaffError as err:
         print(err, file=sys.stderr)
         return 1
-    print(f"created {args.role} {args.name} (#{user_id})")
     return 0
 
 
@@ -442,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--role", required=True, choices=STAFF_ROLES)
     add.add_argument("--ward", action="append", help="a ward this ward_staff user serves (repeatable)")
     add.add_argument("--password", help="for scripts; otherwise asked, or CONCIERGE_STAFF_PASSWORD")
+    for verb, text in (("disable", "refuse the user's logins and end their sessions now"),
+                       ("enable", "let a disabled user log in again")):  # fmt: skip
+        staff_sub.add_parser(verb, help=text).add_argument("name")
+    new_password = staff_sub.add_parser("set-password", help="a new password (ends the user's sessions)")
+    new_password.add_argument("name")
+    new_password.add_argument("--password", help="for scripts; otherwise asked, or CONCIERGE_STAFF_PASSWORD")
     staff.set_defaults(func=cmd_staff)
     run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
     run.set_defaults(func=cmd_run)

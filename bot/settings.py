@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     # once under var/secrets/ (mode 0600; bot/internal_auth.py).
     rasa_token: SecretStr = env("CONCIERGE_RASA_TOKEN", SecretStr(""))
     actions_token: SecretStr = env("CONCIERGE_ACTIONS_TOKEN", SecretStr(""))
+    # A console session ends after this many minutes without a request, and this many hours after
+    # the login whatever happens (checked on the server: bot/console/accounts.py).
+    staff_idle_minutes: float = env("CONCIERGE_STAFF_IDLE_MINUTES", 30)
+    staff_session_hours: float = env("CONCIERGE_STAFF_SESSION_HOURS", 12)
     # `concierge staff add` without --password (scripts); empty = ask on the terminal.
     staff_password: SecretStr = env("CONCIERGE_STAFF_PASSWORD", SecretStr(""))
     # LINE Messaging API: the route is off unless both credentials are set.
@@ -201,6 +205,13 @@ class Settings(BaseSettings):
     def _task_queue(cls, value: str) -> str:
         if value and not value.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
             raise ValueError("empty (var/tasks.db), sqlite:///PATH or redis://host:port/db")
+        return value
+
+    @field_validator("staff_idle_minutes", "staff_session_hours")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("a staff session timeout must be positive")
         return value
 
     def replace(self, **changes: Any) -> Settings:

@@ -200,6 +200,9 @@ def test_console_pages_have_unique_ids_and_a_label_for_every_field(web_url, stac
         assert not unlabelled, f"{page}: fields without a label: {unlabelled}"
         if page == f"/staff/tickets/{open_ticket}":
             assert {"reply-text", "note-text", "close-resolution"} <= labelled
+        csp = resp.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp, page
+        assert resp.headers.get("X-Content-Type-Options") == "nosniff", page
 
 
 def test_security_checks_the_browser_cannot_see(web_url, stack, users):
@@ -272,3 +275,66 @@ def test_editor_fixes_an_entry_and_the_bot_answers_with_it(browser, web_url, sta
 
     actions = {(r["user"], r["action"]) for r in audit_log(stack.settings.database_url)}
     assert (users["editor"], "knowledge-save") in actions and (users["ward"], "ticket-reply") in actions
+
+
+def _logout(session: requests.Session, web_url: str) -> None:
+    page = session.get(f"{web_url}/staff/tickets").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    resp = session.post(f"{web_url}/staff/logout", data={"csrf_token": token}, allow_redirects=False)
+    assert resp.status_code == 302
+
+
+def test_after_logout_the_old_cookie_lands_on_the_login_page(web_url, users):
+    session = _requests_login(web_url, users["editor"])
+    copied = session.cookies.get_dict()
+    assert session.get(f"{web_url}/staff/tickets", allow_redirects=False).status_code == 200
+    _logout(session, web_url)
+    replay = requests.get(f"{web_url}/staff/tickets", cookies=copied, allow_redirects=False)
+    assert replay.status_code == 302 and "/staff/login" in replay.headers["Location"]
+    assert "Content-Security-Policy" in replay.headers
+
+
+def test_a_disabled_users_live_session_is_refused_at_once(web_url, stack):
+    from bot.console.accounts import set_disabled
+
+    name = f"leaver-{uuid.uuid4().hex[:6]}"
+    add_user(stack.settings.database_url, name, "editor", PASSWORD)
+    session = _requests_login(web_url, name)
+    assert session.get(f"{web_url}/staff/knowledge", allow_redirects=False).status_code == 200
+    set_disabled(stack.settings.database_url, name, True)
+    resp = session.get(f"{web_url}/staff/knowledge", allow_redirects=False)
+    assert resp.status_code == 302 and "/staff/login" in resp.headers["Location"]
+
+
+def test_an_idle_session_times_out(stack_settings, users):
+    """The stack's database (PostgreSQL) and the real app, with its clock moved forward."""
+    from datetime import UTC, datetime, timedelta
+
+    from web import create_app
+
+    app = create_app(stack_settings)
+    now = [datetime.now(UTC)]
+    app.extensions["clock"] = lambda: now[0]
+    client = app.test_client()
+    page = client.get("/staff/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    data = {"csrf_token": token, "name": users["ward"], "password": PASSWORD}
+    assert client.post("/staff/login", data=data).status_code == 302
+    now[0] += timedelta(minutes=29)
+    assert client.get("/staff/tickets").status_code == 200
+    now[0] += timedelta(minutes=31)
+    resp = client.get("/staff/tickets")
+    assert resp.status_code == 302 and "/staff/login" in resp.headers["Location"]
+
+
+def test_the_console_is_styled_under_its_csp_in_the_browser(browser, web_url, users):
+    """The stylesheet loads under style-src 'self', and the browser reports no CSP violation."""
+    browser.get_log("browser")  # drop what earlier tests left
+    _login(browser, web_url, users["admin"])
+    for page in ("tickets", "issues", "knowledge", "audit"):
+        browser.get(f"{web_url}/staff/{page}")
+        header = browser.find_element(By.TAG_NAME, "header")
+        assert header.value_of_css_property("background-color") == "rgba(0, 82, 138, 1)", page
+    logged = browser.get_log("browser")
+    violations = [e["message"] for e in logged if "Content Security Policy" in e["message"]]
+    assert not violations, violations

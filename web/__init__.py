@@ -4,6 +4,7 @@ staff console. The WSGI servers start it through web/wsgi.py, which builds the s
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -45,6 +46,8 @@ def create_app(settings: Settings) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,  # behind HTTPS
         REMEMBER_COOKIE_HTTPONLY=True,
+        # the server ends a console session (bot/console/accounts.py); the cookie never outlives it
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.staff_session_hours),
         WTF_CSRF_TIME_LIMIT=8 * 3600,
         # the widget's script, styles and JSON travel compressed to browsers that accept it
         COMPRESS_MIMETYPES=["text/javascript", "text/css", "text/html", "application/json", "image/svg+xml"],

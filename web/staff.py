@@ -1,21 +1,35 @@
 """Staff console (/staff): escalation queue, regional-issue dashboard, knowledge editing.
 
-Server-rendered pages; Jinja escapes everything a resident typed. Flask-Login sessions,
-Flask-WTF CSRF tokens on every form, login throttling, and an audit log of every change.
+Server-rendered pages; Jinja escapes everything a resident typed. Flask-Login sessions checked
+against the database on every request (bot/console/accounts.py: logout and disable act at once,
+idle and absolute timeouts), Flask-WTF CSRF tokens on every form, login throttling, security
+headers on every page, and an audit log of every change.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import wraps
+from pathlib import Path
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from bot.console.accounts import audit, audit_log, authenticate, get_user
+from bot.console.accounts import audit, audit_log, authenticate, end_session, resume_session, start_session
 from bot.console.service import ConsoleService
 from bot.escalation import TicketError
 from bot.knowledge import WARDS
@@ -25,6 +39,7 @@ from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
 from web import console_text
 
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
+STATIC = Path(__file__).parent / "static"
 login_manager = LoginManager()
 login_manager.login_view = "staff.login"
 login_manager.login_message = "ログインしてください。"
@@ -53,17 +68,71 @@ def _ja(kind: str, code: str | None) -> str:
 
 
 class StaffSession(UserMixin):
-    def __init__(self, user) -> None:
-        self.id, self.name, self.role, self.wards = user.id, user.name, user.role, user.ward_list
+    """The logged-in user as Flask-Login sees them. Its id — what the cookie carries — is the
+    session's random token, not the user's number (Flask-Login's "alternative tokens"): a copied
+    cookie is worth nothing once the token's row is gone."""
+
+    def __init__(self, user, token: str) -> None:
+        self.user_id, self.name, self.role, self.wards = user.id, user.name, user.role, user.ward_list
+        self.token = token
+
+    def get_id(self) -> str:
+        return self.token
 
     def sees_ward(self, ward: str | None) -> bool:
         return self.role != "ward_staff" or (ward in self.wards)
 
 
+def _now() -> datetime:
+    """The console's clock: tests inject one as app.extensions["clock"] to move time."""
+    return current_app.extensions.get("clock", lambda: datetime.now(UTC))()
+
+
+def _idle() -> timedelta:
+    return timedelta(minutes=_settings().staff_idle_minutes)
+
+
+def _lifetime() -> timedelta:
+    return timedelta(hours=_settings().staff_session_hours)
+
+
 @login_manager.user_loader
-def load_user(user_id: str) -> StaffSession | None:
-    user = get_user(_settings().database_url, int(user_id))
-    return StaffSession(user) if user else None
+def load_user(token: str) -> StaffSession | None:
+    """Called on every request with the cookie's token: logged out, disabled, idle or too old → None
+    (anonymous, so login_required sends the browser to the login page)."""
+    user = resume_session(_settings().database_url, token, _idle(), _lifetime(), _now())
+    return StaffSession(user, token) if user else None
+
+
+# Every staff page, error pages included. No inline script or style anywhere in the templates
+# (the console has no script at all; styles are /staff/console.css), so the policy needs no nonce.
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@bp.after_app_request
+def _security_headers(resp: Response) -> Response:
+    """A handful of fixed headers on everything under /staff (a 404 there too, which no blueprint
+    owns), set here rather than by flask-talisman: talisman works app-wide (the widget's script
+    and API are embedded in other sites and must not get frame-ancestors 'none'), and redirects
+    to HTTPS itself, which behind nginx's TLS needs proxy configuration done elsewhere."""
+    if not (request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")):
+        return resp
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Frame-Options"] = "DENY"  # browsers without frame-ancestors
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    resp.headers["Cache-Control"] = resp.headers.get("Cache-Control", "no-store")
+    if _settings().secure_cookies:  # served over HTTPS: browsers keep to it for a year
+        resp.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return resp
+
+
+@bp.get("/console.css")
+def console_css():
+    return send_from_directory(STATIC, "staff.css", mimetype="text/css", max_age=3600)
 
 
 def role_required(*roles: str):
@@ -161,7 +230,7 @@ def login():
             flash("ユーザー名またはパスワードが違います。")
             return render_template("staff/login.html", form=form), 401
         throttle.succeeded(form.name.data)
-        login_user(StaffSession(user))
+        login_user(StaffSession(user, start_session(_settings().database_url, user.id, _lifetime(), _now())))
         audit(_settings().database_url, user.name, "login")
         return redirect(url_for("staff.tickets"))
     return render_template("staff/login.html", form=form)
@@ -171,6 +240,7 @@ def login():
 @login_required
 def logout():
     _audit("logout")
+    end_session(_settings().database_url, current_user.token)
     logout_user()
     return redirect(url_for("staff.login"))
 

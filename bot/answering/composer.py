@@ -11,12 +11,14 @@ from urllib.parse import quote
 from bot.answering.policy_facts import best_sentence
 from bot.japanese import nfkc
 from bot.knowledge import WARDS, Counter, Faq, KnowledgeBase, Office, PolicyChunk, Referral, Service, Source
+from bot.payloads import OFFERS
 from bot.phrases import PHRASES, bilingual
 from bot.retrieval.index import Hit
 
-HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": "/request_human"}
+# Payloads come from their declarations in bot/payloads.py: the residents' channel accepts those.
+HANDOFF_BUTTON = {"title": "担当者と話したい", "payload": OFFERS["request_human"].payload()}
 # 「別の区」: the ward intent without a ward; the bot asks which, then answers the same question there.
-OTHER_WARD_PAYLOAD = "/inform_ward"
+OTHER_WARD_PAYLOAD = OFFERS["inform_ward"].payload()
 # A plain link to a map search for the office address (opened by the resident, never fetched here).
 MAP_URL = "https://www.google.com/maps/search/?api=1&query={query}"
 POLICY_EXCERPT_CHARS = 240
@@ -32,7 +34,7 @@ def choice_title(doc) -> str:
 
 
 def ward_buttons() -> list[dict[str, str]]:
-    return [{"title": w, "payload": f'/inform_ward{{"ward": "{w}"}}'} for w in WARDS]
+    return [{"title": w, "payload": OFFERS["inform_ward"].payload(ward=w)} for w in WARDS]
 
 
 @dataclass

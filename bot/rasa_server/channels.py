@@ -3,6 +3,8 @@
 Runs inside the Rasa server (Rasa's environment). Compared with Rasa's RestInput it:
 - masks personal data before Rasa sees the text, so trackers and logs never hold it (in worker
   threads: masking a long message is CPU work that would stop the event loop for everyone);
+- lets through only the payloads the bot offers, with valid entities (bot/payloads.py); any other
+  message starting with "/" is text, neutralised so that Rasa's NLU classifies it;
 - refuses over-long messages with a polite reply (nothing of them is processed or stored);
 - lets a resident leave a staff hand-off with 「ボットに戻る」 (the conversation is paused);
 - apologises instead of answering nothing when an action failed (e.g. action server down);
@@ -33,6 +35,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import payloads
 from bot.japanese import nfkc
 from bot.privacy import mask
 from bot.wording import language_of, say
@@ -77,11 +80,14 @@ class ConciergeRestInput(RestInput):
     """Runs inside the Rasa server, which never imports bot.settings: its one setting comes in
     through the credentials file that bot/supervisor/processes.py writes from the settings."""
 
-    def __init__(self, max_message_chars: int = 2000, token: str = "") -> None:
+    def __init__(
+        self, max_message_chars: int = 2000, token: str = "", knowledge_dir: str | None = None
+    ) -> None:
         """`token`: empty only for a hand-started `rasa run` with the repository's credentials.yml
         (then the channel is as open as Rasa's own; bot/supervisor always sets one)."""
         self.max_message_chars = max_message_chars
         self.token = token
+        self.knowledge_ids = payloads.KnowledgeIds(knowledge_dir)  # ids a payload may name
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> ConciergeRestInput:
@@ -115,7 +121,7 @@ class ConciergeRestInput(RestInput):
             if isinstance(raw, str) and len(raw) > max_chars:
                 said = say("utter_too_long", language_of(raw), limit=max_chars)
                 return response.json([{"recipient_id": sender, "text": said}])
-            text = await mask_off_loop(raw if isinstance(raw, str) else "")
+            text = await self.resident_text(raw if isinstance(raw, str) else "")
             channel = body.get("input_channel") if body.get("input_channel") in CHANNELS else self.name()
             agent = request.app.ctx.agent
             if is_resume_request(text):
@@ -154,6 +160,12 @@ class ConciergeRestInput(RestInput):
             return response.json(found)
 
         return bp
+
+    async def resident_text(self, raw: str) -> str:
+        """What Rasa gets of a resident's message: an offered payload in its canonical form, or
+        the masked text that no payload parser will take for one."""
+        offered = payloads.screen(raw, self.knowledge_ids)
+        return offered if offered is not None else payloads.neutralise(await mask_off_loop(raw))
 
 
 async def _is_paused(agent: Any, sender: str) -> bool:

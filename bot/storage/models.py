@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -104,10 +104,25 @@ class StaffUser(Base):
     role: Mapped[str] = mapped_column(String(16))
     wards: Mapped[str] = mapped_column(String(128), default="")  # comma-separated, for ward_staff
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A disabled user cannot log in and their live sessions are refused (`concierge staff disable`).
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def ward_list(self) -> list[str]:
         return [w for w in self.wards.split(",") if w]
+
+
+class ConsoleSession(Base):
+    """A logged-in staff browser. The cookie carries a random token; only its SHA-256 is stored, so
+    the table cannot be replayed. Deleting the row (logout, disable, new password, timeout) ends
+    the session at once, whatever copies of the cookie exist."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditEntry(Base):

@@ -108,7 +108,11 @@ def actions_command(port: int) -> list[str]:
 def credentials_yaml(settings: Settings) -> str:
     """The channels the Rasa server opens, with what they need of the settings (the Rasa server
     does not read our settings itself: it runs in its own environment)."""
-    channel = {"max_message_chars": settings.max_message_chars, "token": rasa_token(settings)}
+    channel = {
+        "max_message_chars": settings.max_message_chars,
+        "token": rasa_token(settings),
+        "knowledge_dir": str(settings.knowledge_dir),
+    }
     return yaml.safe_dump({"bot.rasa_server.channels.ConciergeRestInput": channel}, sort_keys=False)
 
 
