@@ -236,6 +236,8 @@ def _widget(web_url: str, sender: str, message: str) -> requests.Response:
 
 def test_delete_conversation_through_the_widget_erases_the_tracker(stack, stack_settings, web_url):
     sender = "erase-me-1234"
+    session = requests.post(f"{web_url}/api/session", json={"sender": sender, "ward": "中原区"}, timeout=30)
+    assert session.ok  # Rasa's HTTP API: the one call with the sender id in its path (loopback only)
     assert _widget(web_url, sender, "住民票の写しがほしい").ok
     assert _senders(stack_settings).get(f"web-{sender}", 0) > 0
     other = "keep-me-5678"
@@ -279,4 +281,74 @@ def test_purge_older_than_zero_on_the_stack_leaves_nothing_behind(stack, stack_s
     assert set(_senders(stack_settings)) <= open_senders  # only conversations staff are still on
     assert "web-purge-me-0001" not in _senders(stack_settings)
     # and the bot answers a purged resident afresh
-    assert "区民課" in _widget(web_url, "purge-me-0001", "住民票の写しがほしい").text
+    again = _widget(web_url, "purge-me-0001", "住民票の写しがほしい").json()["messages"]
+    assert "区民課" in "".join(m.get("text") or "" for m in again)
+
+
+# ---- the widget's API, without a Rasa server ----
+
+
+@pytest.fixture()
+def widget_app(tmp_path):
+    from web import create_app
+
+    settings = Settings(var_dir=tmp_path / "var", rasa_url="http://127.0.0.1:9", sqlite_busy_timeout_ms=200)
+    return settings, create_app(settings).test_client()
+
+
+@pytest.mark.parametrize(
+    ("message", "erase"),
+    [("会話を削除", True), ("会話を削除。", True), ("会話を削除して！", True), ("Delete conversation", True),
+     ("ｄｅｌｅｔｅ　ｃｏｎｖｅｒｓａｔｉｏｎ", True), ("会話を削除するには？", False), ("会話", False)],
+)  # fmt: skip
+def test_only_the_whole_request_counts_as_erasure(message, erase):
+    from web.widget import is_erase_request
+
+    assert is_erase_request(message) is erase
+
+
+def test_the_web_process_erases_even_when_rasa_is_down(widget_app):
+    settings, client = widget_app
+    write_conversations(settings, {"web-resident-01": [time.time()], "web-resident-02": [time.time()]})
+    resp = client.post("/api/message", json={"sender": "resident-01", "message": "会話を削除"})
+    assert resp.status_code == 200
+    assert resp.json["messages"] == [
+        {"text": "この会話の記録を削除しました。ご利用ありがとうございました。", "custom": {"erased": True}}
+    ]
+    assert list(_senders(settings)) == ["web-resident-02"]
+    # anything else still goes to Rasa, which is down here
+    assert client.post("/api/message", json={"sender": "resident-02", "message": "住民票"}).status_code == 503
+
+
+def test_an_open_hand_off_is_said_to_stay_with_staff(widget_app):
+    settings, client = widget_app
+    write_conversations(settings, {"web-resident-03": [time.time()]})
+    with session_scope(settings.database_url) as session:
+        session.add(_ticket("web-resident-03", "new", closed_days_ago=None))
+    said = client.post("/api/message", json={"sender": "resident-03", "message": "delete my conversation"})
+    assert said.json["messages"][0]["text"].startswith("This conversation has been deleted. The request you")
+    assert _senders(settings) == {}
+
+
+def test_a_busy_tracker_store_gets_a_polite_failure(widget_app):
+    settings, client = widget_app
+    write_conversations(settings, {"web-resident-04": [time.time()]})
+    holder = sqlite3.connect(settings.var_dir / "rasa_tracker.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        resp = client.post("/api/message", json={"sender": "resident-04", "message": "会話を削除"})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert resp.status_code == 503 and resp.json["error"] == "erase_failed"
+    assert "削除できませんでした" in resp.json["messages"][0]["text"]
+    assert "web-resident-04" in _senders(settings)
+
+
+def test_staff_replies_are_asked_for_with_the_sender_in_the_body_not_the_url(widget_app):
+    _, client = widget_app
+    assert client.get("/api/messages?sender=resident-05&after=0").status_code == 405
+    assert client.post("/api/messages", json={"after": 0}).status_code == 400
+    down = client.post("/api/messages", json={"sender": "resident-05", "after": 0})
+    assert down.status_code == 503 and down.json["messages"] == []
+    assert "GET" not in client.options("/api/messages").headers["Access-Control-Allow-Methods"]
