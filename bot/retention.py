@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot.japanese import nfkc
 from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import AuditEntry, Ticket, TicketMessage, UnresolvedQuestion
@@ -42,6 +43,20 @@ KINDS = ("conversations", "closed_tickets", "unresolved_questions", "audit_log",
 
 # Rasa 3.6's SQLTrackerStore.SQLEvent, only the columns the purge reads (rasa/core/tracker_store.py)
 EVENTS = table("events", column("sender_id"), column("timestamp"))
+
+
+# What a resident types to erase their conversation (the widget's 「会話を削除」 button sends the
+# first); a channel that sees one calls erase_conversation instead of passing it to Rasa.
+ERASE_WORDS = frozenset(
+    nfkc(w).lower()
+    for w in ("会話を削除", "会話を削除して", "会話を削除する", "delete conversation",
+              "delete my conversation")
+)
+
+
+def is_erase_request(text: str) -> bool:
+    """「会話を削除」 and its few spellings, the whole message only (not a question that mentions it)."""
+    return nfkc(text).strip().rstrip("。.!！").strip().lower() in ERASE_WORDS
 
 
 class RetentionError(RuntimeError):

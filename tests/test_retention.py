@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import create_engine, select, text
 from tracker_support import write_conversations
 
-from bot.retention import KINDS, RetentionError, erase_conversation, purge
+from bot.retention import KINDS, RetentionError, erase_conversation, is_erase_request, purge
 from bot.settings import ROOT, Settings
 from bot.storage.db import session_scope
 from bot.storage.models import AuditEntry, Ticket, TicketMessage, UnresolvedQuestion
@@ -302,8 +302,6 @@ def widget_app(tmp_path):
      ("ｄｅｌｅｔｅ　ｃｏｎｖｅｒｓａｔｉｏｎ", True), ("会話を削除するには？", False), ("会話", False)],
 )  # fmt: skip
 def test_only_the_whole_request_counts_as_erasure(message, erase):
-    from web.widget import is_erase_request
-
     assert is_erase_request(message) is erase
 
 

@@ -14,27 +14,15 @@ from pathlib import Path
 import requests
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory
 
-from bot.japanese import nfkc
 from bot.knowledge import WARDS
 from bot.rasa_client import RasaClient
-from bot.retention import RetentionError, erase_conversation
+from bot.retention import RetentionError, erase_conversation, is_erase_request
 from bot.wording import language_of, say
 
 bp = Blueprint("widget", __name__)
 
 STATIC = Path(__file__).parent / "static"
 SENDER = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-# What a resident types (or the widget's 「会話を削除」 button sends) to erase their conversation.
-ERASE_WORDS = frozenset(
-    nfkc(w).lower()
-    for w in ("会話を削除", "会話を削除して", "会話を削除する",
-              "delete conversation", "delete my conversation")
-)
-
-
-def is_erase_request(text: str) -> bool:
-    """「会話を削除」 and its few spellings, whole message only (not a question that mentions it)."""
-    return nfkc(text).strip().rstrip("。.!！").strip().lower() in ERASE_WORDS
 
 
 def _rasa() -> RasaClient:
