@@ -151,4 +151,4 @@ def record_unresolved(
             text, ward, score, tracker.get_latest_input_channel(), topic=concierge.topic_of(text)
         )
     except Exception:
-        log.exception("could not record an unresolved question for %s", tracker.sender_id)
+        log.exception("could not record an unresolved question")  # no sender id in logs

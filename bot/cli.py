@@ -288,13 +288,28 @@ def cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete what is older than its retention period (docs/privacy.md); counts per kind."""
+    from bot.retention import RetentionError, purge
+
+    try:
+        counts = purge(settings, args.older_than, args.dry_run)
+    except RetentionError as err:
+        print(f"purge failed: {err}", file=sys.stderr)
+        return 1
+    verb = "would delete" if args.dry_run else "deleted"
+    for kind, count in counts.items():
+        print(f"{kind}: {verb} {count}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
     from bot.line_messaging import LineConfig
     from bot.supervisor.processes import Stack
 
     stack = Stack(
-        settings, settings.var_dir / "logs", rasa_port=settings.rasa_port, actions_port=settings.actions_port
+        settings, settings.log_dir, rasa_port=settings.rasa_port, actions_port=settings.actions_port
     )
     started = time.monotonic()
     stack.start_actions()
@@ -361,7 +376,7 @@ def cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     cluster = Cluster(
         settings,
-        settings.var_dir / "logs" / "cluster",
+        settings.log_dir / "cluster",
         rasa_count=args.rasa,
         action_count=args.actions,
         web_workers=args.web_workers,
@@ -386,6 +401,13 @@ def cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
         print("stopping…")
         cluster.stop()
     return 0
+
+
+def _days(value: str) -> int:
+    days = int(value)
+    if days < 0:
+        raise argparse.ArgumentTypeError("DAYS must be 0 or more")
+    return days
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     new_password.add_argument("name")
     new_password.add_argument("--password", help="for scripts; otherwise asked, or CONCIERGE_STAFF_PASSWORD")
     staff.set_defaults(func=cmd_staff)
+    pur = sub.add_parser("purge", help="delete what is older than its retention period (docs/privacy.md)")
+    pur.add_argument("--older-than", type=_days, metavar="DAYS", help="one period in days for every kind")
+    pur.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    pur.set_defaults(func=cmd_purge)
     run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
     run.set_defaults(func=cmd_run)
     clu = sub.add_parser("cluster", help="the multi-process deployment behind nginx (docs/deploy.md)")

@@ -12,7 +12,6 @@ Nothing logged here holds the resident's text or user id.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -33,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.line_messaging import LineApiError, LineClient, LineConfig, to_line_messages
 from bot.rasa_client import RasaClient
 from bot.rate_limit import SenderRateLimiter
-from bot.retention import erase_conversation
+from bot.retention import RetentionError, erase_conversation, is_erase_request
 from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import HandledLineEvent, utcnow
@@ -43,15 +42,6 @@ log = logging.getLogger(__name__)
 
 # LINE redelivers for a while after a failed delivery; ids older than this are forgotten.
 REMEMBER_EVENTS = timedelta(days=3)
-# What a resident types to erase the conversation (after NFKC, case folded, trailing 。.! dropped).
-ERASE_WORDS = frozenset({"会話を削除", "会話を削除して", "会話を削除してください", "delete conversation"})
-
-
-def asks_to_erase(text: str) -> bool:
-    """「会話を削除」 or "delete conversation", in any width or case."""
-    return unicodedata.normalize("NFKC", text).strip().rstrip("。.!！").strip().casefold() in ERASE_WORDS
-
-
 class LineEvents:
     """Handles one webhook event at a time; several worker threads may share one instance."""
 
@@ -99,16 +89,16 @@ class LineEvents:
 
     def answer(self, event: Event, user_id: str) -> list:
         """The LINE messages that answer the event (none for events the bot does not answer)."""
+        text = event.message.text if isinstance(event, MessageEvent) and isinstance(
+            event.message, TextMessageContent) else None  # fmt: skip
+        if text is not None and is_erase_request(text):  # before the limit: a resident may always leave
+            return [TextMessage(text=say(self._erase(user_id), language_of(text)))]
         if not self.limiter.allow("line", user_id):
             seconds = self.limiter.retry_after("line", user_id)
             return [TextMessage(text=say("utter_rate_limited", seconds=seconds))]
         if isinstance(event, FollowEvent):
             return self._ask(user_id, "/greet")
-        if isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
-            text = event.message.text
-            if asks_to_erase(text):
-                self._erase(user_id)
-                return [TextMessage(text=say("utter_conversation_erased", language_of(text)))]
+        if text is not None:
             return self._ask(user_id, text)
         if isinstance(event, PostbackEvent):
             return self._ask(user_id, event.postback.data)
@@ -124,13 +114,16 @@ class LineEvents:
             log.warning("Rasa did not answer a LINE message (%s)", type(err).__name__)
             return [TextMessage(text=say("utter_bot_down", language_of(text)))]
 
-    def _erase(self, user_id: str) -> None:
+    def _erase(self, user_id: str) -> str:
+        """Erases the conversation; the name of the response that tells the resident how it went."""
         try:
             counts = erase_conversation(self.settings, user_id)
-        except Exception as err:  # the resident still gets an answer; the failure is logged
+        except RetentionError as err:  # the resident is told; the failure is logged without the id
             log.warning("could not erase a LINE conversation (%s)", type(err).__name__)
-            return
+            return "utter_erase_failed"
         log.info("erased a LINE conversation: %s", counts)
+        kept = counts["open_tickets_kept"]
+        return "utter_conversation_erased_handoff_kept" if kept else "utter_conversation_erased"
 
     def deliver(self, user_id: str, reply_token: str | None, messages: list) -> None:
         """Reply; when LINE refuses the reply (or there is no token), push on the queue."""

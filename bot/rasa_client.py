@@ -98,9 +98,9 @@ class RasaClient:
 
     def staff_messages(self, sender: str, after: float = 0.0) -> list[dict]:
         """Messages staff sent to this resident after `after` (a Unix time), via the channel."""
-        resp = self.http.get(
+        resp = self.http.post(  # POST: the sender id stays out of URLs and access logs
             f"{self.base_url}/webhooks/rest/messages",
-            params={"sender": sender, "after": after},
+            json={"sender": sender, "after": after},
             timeout=self.timeout,
         )
         resp.raise_for_status()

@@ -1,36 +1,198 @@
-"""Erasing a resident's conversation when they ask (「会話を削除」) or leave (a LINE unfollow).
+"""Deleting what the concierge no longer needs: the retention purge and a resident's erasure.
 
-Minimal version: the tracker's events in Rasa's SQL tracker store. Rasa reads the tracker from the
-store for every message, so the next message starts a new conversation.
+Kinds and where they live (periods in `Settings.retention_*_days`, reasons there and in
+docs/privacy.md):
+- conversations: Rasa's SQL tracker store, table `events` (one row per event: sender_id, a Unix
+  `timestamp`, the event as JSON in `data`), SQLite under var/ or PostgreSQL. A conversation goes
+  whole, once its *last* event is older than the period — cutting the old half off a live
+  conversation would leave Rasa a tracker that starts mid-dialogue. A conversation with an open
+  hand-off ticket is kept: the pause and the staff replies live in it.
+- closed tickets (by `closed_at`), their transcripts with them (ticket_messages cascade). Open
+  tickets are never purged.
+- unresolved questions (by `created_at`); the regional issues keep their counts and labels.
+- the audit log (by `at`); the purge itself is recorded there afterwards, counts only.
+- log files under var/logs/ (by modification time).
+
+Rasa keeps no conversation in memory between messages with the SQL tracker store, so rows
+deleted here are gone for the next message too. A message being processed at the very moment of
+an erasure may write its tracker back (Rasa saves the events it has not stored yet).
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from sqlalchemy import Engine, column, create_engine, delete, func, inspect, select, table
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bot.japanese import nfkc
 from bot.settings import Settings
+from bot.storage.db import session_scope
+from bot.storage.models import AuditEntry, Ticket, TicketMessage, UnresolvedQuestion
 
-_EVENTS = sa.table("events", sa.column("sender_id"))  # Rasa's SQLTrackerStore table
+log = logging.getLogger(__name__)
+
+KINDS = ("conversations", "closed_tickets", "unresolved_questions", "audit_log", "log_files")
+
+# Rasa 3.6's SQLTrackerStore.SQLEvent, only the columns the purge reads (rasa/core/tracker_store.py)
+EVENTS = table("events", column("sender_id"), column("timestamp"))
 
 
-def tracker_store_url(settings: Settings) -> str:
-    """SQLAlchemy URL of Rasa's tracker store (bot/supervisor/processes.tracker_store_config)."""
-    url = settings.tracker_db_url
-    if not url:
-        return f"sqlite:///{settings.var_dir / 'rasa_tracker.db'}"
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+# What a resident types to erase their conversation (the widget's 「会話を削除」 button sends the
+# first); a channel that sees one calls erase_conversation instead of passing it to Rasa.
+ERASE_WORDS = frozenset(
+    nfkc(w).lower()
+    for w in ("会話を削除", "会話を削除して", "会話を削除する", "delete conversation",
+              "delete my conversation")
+)
+
+
+def is_erase_request(text: str) -> bool:
+    """「会話を削除」 and its few spellings, the whole message only (not a question that mentions it)."""
+    return nfkc(text).strip().rstrip("。.!！").strip().lower() in ERASE_WORDS
+
+
+class RetentionError(RuntimeError):
+    """A store could not be purged or erased (unreachable, locked): nothing of that store changed."""
+
+
+def _periods(settings: Settings, older_than_days: int | None) -> dict[str, int]:
+    if older_than_days is not None:
+        if older_than_days < 0:
+            raise ValueError("older_than_days must be 0 or more")
+        return dict.fromkeys(KINDS, older_than_days)
+    return {
+        "conversations": settings.retention_conversations_days,
+        "closed_tickets": settings.retention_closed_tickets_days,
+        "unresolved_questions": settings.retention_unresolved_days,
+        "audit_log": settings.retention_audit_days,
+        "log_files": settings.retention_logs_days,
+    }
+
+
+@contextlib.contextmanager
+def _tracker_connection(settings: Settings) -> Iterator[Connection | None]:
+    """A transaction on Rasa's tracker database, or None when it has no events table yet (no
+    conversation ever stored: nothing to delete, and no empty SQLite file left behind)."""
+    url = settings.tracker_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        yield None
+        return
+    connect_args = {"timeout": settings.sqlite_busy_timeout_ms / 1000} if url.startswith("sqlite") else {}
+    engine: Engine = create_engine(url, connect_args=connect_args)
+    try:
+        with engine.begin() as conn:
+            yield conn if inspect(conn).has_table("events") else None
+    except SQLAlchemyError as err:
+        raise RetentionError(f"tracker store: {type(err).__name__}") from err
+    finally:
+        engine.dispose()
+
+
+def _open_ticket_senders(session: Session) -> set[str]:
+    return set(session.scalars(select(Ticket.sender).where(Ticket.status != "closed")))
+
+
+def _purge_conversations(settings: Settings, cutoff: float, keep: set[str], dry_run: bool) -> int:
+    """Conversations whose last event is older than `cutoff` (Unix time), except `keep`."""
+    with _tracker_connection(settings) as conn:
+        if conn is None:
+            return 0
+        last_events = select(EVENTS.c.sender_id).group_by(EVENTS.c.sender_id)
+        stale = set(conn.scalars(last_events.having(func.max(EVENTS.c.timestamp) < cutoff))) - keep
+        if not dry_run:
+            senders = sorted(stale)
+            for start in range(0, len(senders), 500):  # bounded IN lists
+                conn.execute(delete(EVENTS).where(EVENTS.c.sender_id.in_(senders[start : start + 500])))
+        return len(stale)
+
+
+def _purge_log_files(folder: Path, cutoff: float, dry_run: bool) -> int:
+    if not folder.is_dir():
+        return 0
+    old = [p for p in folder.rglob("*") if p.is_file() and p.stat().st_mtime < cutoff]
+    if not dry_run:
+        for path in old:
+            path.unlink(missing_ok=True)
+    return len(old)
+
+
+def purge(settings: Settings, older_than_days: int | None = None, dry_run: bool = False) -> dict[str, int]:
+    """Delete what is older than its kind's retention period (or `older_than_days` for every
+    kind); returns how many of each kind were (with `dry_run`: would be) deleted.
+
+    The concierge database goes first, in one transaction; the tracker store after it, so an
+    unreachable tracker store leaves the database purged and raises RetentionError."""
+    periods = _periods(settings, older_than_days)
+    now = datetime.now(UTC)
+    cutoff = {kind: now - timedelta(days=days) for kind, days in periods.items()}
+    counts: dict[str, int] = {}
+    try:
+        with session_scope(settings.database_url) as session:
+            closed_at = func.coalesce(Ticket.closed_at, Ticket.updated_at)
+            tickets = select(Ticket.id).where(Ticket.status == "closed", closed_at < cutoff["closed_tickets"])
+            ticket_ids = list(session.scalars(tickets))
+            questions = UnresolvedQuestion.created_at < cutoff["unresolved_questions"]
+            audit = AuditEntry.at < cutoff["audit_log"]
+            counts["closed_tickets"] = len(ticket_ids)
+            counts["unresolved_questions"] = session.scalar(select(func.count()).where(questions)) or 0
+            counts["audit_log"] = session.scalar(select(func.count()).where(audit)) or 0
+            if not dry_run:
+                for start in range(0, len(ticket_ids), 500):
+                    chunk = ticket_ids[start : start + 500]
+                    # explicitly, not by the foreign key's ON DELETE: SQLite enforces it only per connection
+                    session.execute(delete(TicketMessage).where(TicketMessage.ticket_id.in_(chunk)))
+                    session.execute(delete(Ticket).where(Ticket.id.in_(chunk)))
+                session.execute(delete(UnresolvedQuestion).where(questions))
+                session.execute(delete(AuditEntry).where(audit))
+            keep = _open_ticket_senders(session)
+    except SQLAlchemyError as err:
+        raise RetentionError(f"concierge database: {type(err).__name__}") from err
+    counts["conversations"] = _purge_conversations(
+        settings, cutoff["conversations"].timestamp(), keep, dry_run
+    )
+    counts["log_files"] = _purge_log_files(settings.log_dir, cutoff["log_files"].timestamp(), dry_run)
+    result = {kind: counts[kind] for kind in KINDS}
+    if not dry_run:
+        detail = json.dumps({"older_than_days": older_than_days, **result})
+        # the deletion stands even if its record fails
+        with contextlib.suppress(SQLAlchemyError), session_scope(settings.database_url) as session:
+            session.add(AuditEntry(user="system", action="purge", detail=detail))
+    log.warning("retention purge%s: %s", " (dry run)" if dry_run else "", result)
+    return result
 
 
 def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
-    """Delete everything kept of this sender's conversation; rows deleted per kind."""
-    engine = sa.create_engine(tracker_store_url(settings))
+    """A resident's own erasure: every tracker event of `sender_id` (the tracker's sender id,
+    e.g. `web-…` for the widget) and their closed tickets with transcripts. An open hand-off
+    ticket stays with the staff handling it (a report of abuse must still be acted on); it is
+    counted in `open_tickets_kept` and purged like any closed ticket later.
+
+    Returns counts: tracker_events, closed_tickets, open_tickets_kept."""
+    if not sender_id:
+        raise ValueError("sender_id is required")
     try:
-        with engine.begin() as connection:
-            if not sa.inspect(connection).has_table("events"):
-                return {"tracker_events": 0}
-            result = connection.execute(sa.delete(_EVENTS).where(_EVENTS.c.sender_id == sender_id))
-            return {"tracker_events": result.rowcount}
-    finally:
-        engine.dispose()
+        with session_scope(settings.database_url) as session:
+            mine = select(Ticket.id, Ticket.status).where(Ticket.sender == sender_id)
+            rows = session.execute(mine).all()
+            closed = [tid for tid, status in rows if status == "closed"]
+            if closed:
+                session.execute(delete(TicketMessage).where(TicketMessage.ticket_id.in_(closed)))
+                session.execute(delete(Ticket).where(Ticket.id.in_(closed)))
+    except SQLAlchemyError as err:
+        raise RetentionError(f"concierge database: {type(err).__name__}") from err
+    with _tracker_connection(settings) as conn:
+        events = 0
+        if conn is not None:
+            events = conn.execute(delete(EVENTS).where(EVENTS.c.sender_id == sender_id)).rowcount or 0
+    # a count only: the sender id is the key to the conversation and stays out of the logs
+    log.info("erased a conversation: %d events, %d closed tickets", events, len(closed))
+    kept = len(rows) - len(closed)
+    return {"tracker_events": events, "closed_tickets": len(closed), "open_tickets_kept": kept}

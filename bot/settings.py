@@ -20,9 +20,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def env(name: str, default: Any) -> Any:
+def env(name: str, default: Any, **constraints: Any) -> Any:
     """A field read from the environment variable `name` (the names the deploy guide documents)."""
-    return Field(default, validation_alias=name)
+    return Field(default, validation_alias=name, **constraints)
 
 
 class Settings(BaseSettings):
@@ -160,6 +160,27 @@ class Settings(BaseSettings):
     # Consecutive unanswered questions after which the bot offers a person.
     misses_before_handoff: ClassVar[int] = 2
 
+    # Retention, in days, per kind of record (`concierge purge`, bot/retention.py, docs/privacy.md).
+    # Conversations (Rasa tracker events, counted from a conversation's last event): 30 days covers
+    # a resident who comes back within the month to the same question or hand-off; the bot needs
+    # nothing older to answer (a conversation with an open hand-off is kept until it is closed).
+    retention_conversations_days: int = env("CONCIERGE_RETAIN_CONVERSATIONS_DAYS", 30, ge=0)
+    # Closed hand-off tickets with their transcripts (from closing): a year, so staff can look up a
+    # returning resident's case and the ward can answer a complaint about how it was handled; case
+    # records that must live longer belong in the ward's own case files, not in the bot.
+    retention_closed_tickets_days: int = env("CONCIERGE_RETAIN_CLOSED_TICKETS_DAYS", 365, ge=0)
+    # Unanswered questions (masked) behind the regional issues: 180 days, two seasons of the 8-week
+    # trend the console draws plus time to turn a topic into an FAQ entry; the issues' counts stay.
+    retention_unresolved_days: int = env("CONCIERGE_RETAIN_UNRESOLVED_DAYS", 180, ge=0)
+    # The staff audit log: two years, longer than the tickets it accounts for, so every change to a
+    # ticket can be traced for as long as the ticket exists and a year after.
+    retention_audit_days: int = env("CONCIERGE_RETAIN_AUDIT_DAYS", 730, ge=0)
+    # Log files under var/ (by modification time): 14 days, enough to look into an incident
+    # reported within two weeks; logs are for operating the service, not a record.
+    retention_logs_days: int = env("CONCIERGE_RETAIN_LOGS_DAYS", 14, ge=0)
+    # The task worker purges what is past its period every day at this hour, Japan time.
+    purge_hour_jst: int = env("CONCIERGE_PURGE_HOUR_JST", 3, ge=0, le=23)
+
     # Staff console: the session-signing key (empty = one generated once under var/), and cookies
     # marked Secure (set behind HTTPS).
     secret_key: SecretStr = env("CONCIERGE_SECRET_KEY", SecretStr(""))
@@ -247,6 +268,22 @@ class Settings(BaseSettings):
         "database is locked"."""
         timeout = f"?timeout={self.sqlite_busy_timeout_ms / 1000:g}"
         return self.db_url or f"sqlite:///{self.var_dir / 'concierge.db'}{timeout}"
+
+    @property
+    def tracker_database_url(self) -> str:
+        """Rasa's tracker store as a SQLAlchemy URL for this environment (psycopg 3), the same
+        database bot/supervisor/processes.py:tracker_store_config points the Rasa server at."""
+        if not self.tracker_db_url:
+            return f"sqlite:///{self.var_dir / 'rasa_tracker.db'}"
+        scheme, rest = self.tracker_db_url.split("://", 1)
+        if scheme.split("+")[0] in ("postgresql", "postgres"):
+            return f"postgresql+psycopg://{rest}"
+        return self.tracker_db_url
+
+    @property
+    def log_dir(self) -> Path:
+        """Where `concierge run` and `concierge cluster` write the processes' logs."""
+        return self.var_dir / "logs"
 
     @property
     def index_dir(self) -> Path:

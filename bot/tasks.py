@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.api import Task
 from huey.exceptions import CancelExecution
 
@@ -67,8 +67,18 @@ class TaskQueue:
             except LineApiError as err:  # tried again after the wait, without a traceback in the log
                 raise CancelExecution(retry=True) from err
 
+        # 03:00 in Japan (the queue's clock is UTC): the daily purge of what is past its retention
+        # period (bot/retention.py, docs/privacy.md). With several workers on one Redis queue each
+        # runs it; a second purge finds nothing more to delete.
+        @huey.periodic_task(crontab(minute="0", hour=str((settings.purge_hour_jst - 9) % 24)), name="purge")
+        def daily_purge() -> None:
+            from bot.retention import purge
+
+            log.info("daily purge: %s", purge(self.settings))
+
         self.line_event = line_event
         self.line_push = line_push
+        self.daily_purge = daily_purge
 
     def line_events(self):
         """The LINE event handler, built on first use (only the worker needs it)."""
@@ -90,6 +100,6 @@ class TaskQueue:
             initial_delay=0.05,
             backoff=1.5,
             max_delay=0.5,
-            periodic=False,
+            periodic=True,  # the daily purge
         )
         consumer.run()

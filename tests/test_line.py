@@ -27,9 +27,10 @@ from line_support import (
 from sqlalchemy import func, select
 
 from bot.escalation import ChannelDelivery, DeliveryError, Escalations, RasaDelivery
-from bot.line_events import LineEvents, asks_to_erase
+from bot.line_events import LineEvents
 from bot.line_messaging import LineClient, LineConfig
 from bot.rasa_client import RasaClient
+from bot.retention import is_erase_request as asks_to_erase
 from bot.storage.db import session_scope
 from bot.storage.models import Ticket
 from bot.supervisor.processes import free_port

@@ -143,6 +143,9 @@ def test_a_staff_reply_appears_in_the_open_widget(browser, web_url, stack_settin
     assert browser.find_elements(By.XPATH, "//button[@class='kc-chip' and text()='ボットに戻る']")
     assert re.match(r"職員より（\d{2}:\d{2}）", staff.find_element(By.CSS_SELECTOR, ".kc-from").text)
     browser.save_screenshot(str(ARTIFACTS / "widget-staff-reply.png"))
+    urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/api/messages" in u for u in urls)  # it polled …
+    assert not any(sender.removeprefix("web-") in u for u in urls)  # … with the sender id in no URL
 
 
 def test_an_idle_widget_does_not_poll_for_staff_replies(browser, web_url):
@@ -155,3 +158,77 @@ def test_an_idle_widget_does_not_poll_for_staff_replies(browser, web_url):
     )
     assert polls == 0
 
+
+
+KEY = "kawasaki-concierge-v1"
+
+
+def _stored(driver) -> dict | None:
+    return driver.execute_script(f"return JSON.parse(localStorage.getItem('{KEY}'))")
+
+
+def _log_text(driver) -> str:
+    return driver.find_element(By.CSS_SELECTOR, ".kc-log").text
+
+
+def test_clear_history_forgets_the_chat_and_the_sender_id(browser, web_url):
+    _fresh_widget(browser, web_url)
+    _ask(browser, "住民票の写しがほしい")
+    before = _stored(browser)
+    assert any(e["text"] == "住民票の写しがほしい" for e in before["log"])
+    browser.find_element(By.CSS_SELECTOR, ".kc-clear-history").click()
+    WebDriverWait(browser, 10).until(lambda d: "履歴を消しました" in _log_text(d))
+    assert "住民票の写しがほしい" not in _log_text(browser)
+    after = _stored(browser)
+    assert after["sender"] != before["sender"] and all(e["who"] == "bot" for e in after["log"])
+    browser.get(web_url + "/")  # and a reload does not bring it back
+    _open_panel(browser)
+    assert "住民票の写しがほしい" not in _log_text(browser)
+    browser.save_screenshot(str(ARTIFACTS / "widget-history-cleared.png"))
+
+
+def test_a_history_older_than_a_day_is_not_restored(browser, web_url):
+    browser.get(web_url + "/")
+
+    def restored_after(hours: float) -> str:
+        browser.execute_script(
+            "localStorage.setItem(arguments[0], JSON.stringify({sender: 'old-sender-1234', staffAfter: 0,"
+            " log: [{who: 'user', text: '古い質問です'}], open: true, wardSent: true,"
+            " savedAt: Date.now() - arguments[1] * 3600 * 1000}))",
+            KEY,
+            hours,
+        )
+        browser.get(web_url + "/")
+        _open_panel(browser)
+        return _log_text(browser)
+
+    assert "古い質問です" in restored_after(23)  # within a day: the history is there
+    assert "古い質問です" not in restored_after(25)  # older: gone, and its sender id with it
+    assert _stored(browser)["sender"] != "old-sender-1234"
+    assert "古い質問です" not in str(_stored(browser))
+
+
+def test_delete_conversation_button_erases_it_on_the_server(browser, web_url, stack_settings):
+    from sqlalchemy import create_engine, text
+
+    def events_of(sender: str) -> int:
+        engine = create_engine(stack_settings.tracker_database_url)
+        try:
+            with engine.connect() as conn:
+                query = text("SELECT count(*) FROM events WHERE sender_id = :s")
+                return conn.execute(query, {"s": sender}).scalar_one()
+        finally:
+            engine.dispose()
+
+    _fresh_widget(browser, web_url)
+    _ask(browser, "住民票の写しがほしい")
+    sender = "web-" + _stored(browser)["sender"]
+    assert events_of(sender) > 0
+    button = browser.find_element(By.CSS_SELECTOR, ".kc-erase")
+    assert button.is_displayed() and button.text == "会話を削除"
+    button.click()
+    WebDriverWait(browser, 30).until(lambda d: "この会話の記録を削除しました" in _log_text(d))
+    assert "住民票の写しがほしい" not in _log_text(browser)
+    assert events_of(sender) == 0
+    assert "web-" + _stored(browser)["sender"] != sender
+    browser.save_screenshot(str(ARTIFACTS / "widget-conversation-erased.png"))

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from bot.internal_auth import hashed_address
 from bot.knowledge import WARDS
 from bot.rasa_client import RasaClient
+from bot.retention import RetentionError, erase_conversation, is_erase_request
 from bot.wording import language_of, say
 
 bp = Blueprint("widget", __name__)
@@ -45,7 +46,7 @@ def allow_embedding_pages(resp: Response) -> Response:
     if request.path.startswith("/api/"):
         resp.headers["Access-Control-Allow-Origin"] = "*"
         resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        resp.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
     return resp
 
 
@@ -125,6 +126,8 @@ def message():
     text = body.get("message")
     if not isinstance(text, str):
         return jsonify(error="message must be text"), 400
+    if is_erase_request(text):  # before the rate limit: a resident may always leave
+        return _erase(sender, language_of(text))
     limiter = current_app.extensions["rate_limiter"]
     if not limiter.allow("widget", sender):
         seconds = limiter.retry_after("widget", sender)
@@ -140,6 +143,18 @@ def message():
             messages=[{"text": say("utter_bot_down", language_of(text))}], error="bot_unavailable"
         ), 503
     return jsonify(messages=messages)
+
+
+def _erase(sender: str, lang: str) -> tuple[Response, int] | Response:
+    """The web process answers this itself: the erasure is a database delete, not a dialogue."""
+    try:
+        counts = erase_conversation(current_app.extensions["settings"], f"web-{sender}")
+    except RetentionError as err:
+        current_app.logger.error("conversation not erased (%s)", err)  # never the sender id
+        return jsonify(messages=[{"text": say("utter_erase_failed", lang)}], error="erase_failed"), 503
+    kept = counts["open_tickets_kept"]
+    name = "utter_conversation_erased_handoff_kept" if kept else "utter_conversation_erased"
+    return jsonify(messages=[{"text": say(name, lang), "custom": {"erased": True}}])
 
 
 @bp.route("/api/session", methods=["POST", "OPTIONS"])
@@ -159,14 +174,19 @@ def session():
     return jsonify(ok=True)
 
 
-@bp.get("/api/messages")
+@bp.route("/api/messages", methods=["POST", "OPTIONS"])
 def staff_messages():
-    """Replies staff sent from a hand-off, newer than `after` (Unix time)."""
-    sender = _sender(request.args.get("sender"))
+    """Replies staff sent from a hand-off, newer than `after` (Unix time). POST {sender, after}:
+    the sender id is the only key to a conversation, so it never travels in a URL (URLs end up in
+    access logs, proxies and browser history)."""
+    if request.method == "OPTIONS":
+        return "", 204
+    body = request.get_json(silent=True)
+    sender = _sender(body.get("sender")) if isinstance(body, dict) else None
     if sender is None:
-        return jsonify(error="sender is required"), 400
+        return jsonify(error="send a JSON object {sender, after}"), 400
     try:
-        after = float(request.args.get("after") or 0)
+        after = float(body.get("after") or 0)
         return jsonify(messages=_rasa().staff_messages(f"web-{sender}", after))
     except ValueError:
         return jsonify(error="after must be a Unix time"), 400

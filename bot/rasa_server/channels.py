@@ -8,7 +8,8 @@ Runs inside the Rasa server (Rasa's environment). Compared with Rasa's RestInput
 - refuses over-long messages with a polite reply (nothing of them is processed or stored);
 - lets a resident leave a staff hand-off with 「ボットに戻る」 (the conversation is paused);
 - apologises instead of answering nothing when an action failed (e.g. action server down);
-- serves staff replies: GET /webhooks/rest/messages?sender=…&after=… (Unix time);
+- serves staff replies: POST /webhooks/rest/messages {sender, after (Unix time)} — a body, not a
+  query string, so the sender id never stands in a URL or an access log;
 - wants the Rasa token like Rasa's HTTP API (`?token=` or `Authorization: Bearer`): the web app
   and LINE webhook are its only callers, and without it anyone who reaches the port could write
   as any resident, file tickets or read staff replies (401 otherwise);
@@ -133,18 +134,19 @@ class ConciergeRestInput(RestInput):
                 )
                 await on_new_message(message)
             except Exception:  # logged without the text: it is the resident's
-                log.exception("message from %s failed", sender)
+                log.exception("a message failed")  # nor the sender id: it is the key to the conversation
             messages = collector.messages
             if not messages and not await _is_paused(agent, sender):
                 messages = [{"recipient_id": sender, "text": say("utter_apology", language_of(text))}]
             return response.json(messages)
 
-        @bp.route("/messages", methods=["GET"])
+        @bp.route("/messages", methods=["POST"])
         async def staff_messages(request: Request) -> HTTPResponse:
-            sender = str(request.args.get("sender") or "")[:128]
+            body = request.json if isinstance(request.json, dict) else {}
+            sender = str(body.get("sender") or "")[:128]
             try:
-                after = float(request.args.get("after") or 0)
-            except ValueError:
+                after = float(body.get("after") or 0)
+            except (TypeError, ValueError):
                 return response.json({"error": "after must be a Unix time"}, status=400)
             if not sender:
                 return response.json({"error": "sender is required"}, status=400)

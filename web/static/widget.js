@@ -11,6 +11,11 @@
   const POLL_MS = 5000;  // staff replies: first poll after a hand-off, then slower while none come
   const POLL_MAX_MS = 60000;
   const MAX_LOG = 100;
+  // The history lives in the embedding site's localStorage: on a shared PC (a library, a ward
+  // office kiosk) the next person could read it. It is dropped 24 h after the last message, and
+  // 「履歴を消す」 drops it at once (docs/privacy.md).
+  const HISTORY_MAX_AGE_MS = 24 * 3600 * 1000;
+  const ERASE_MESSAGE = "会話を削除";  // the web process erases the conversation (web/widget.py)
   const WARDS = ["川崎区", "幸区", "中原区", "高津区", "宮前区", "多摩区", "麻生区"];
   const STARTERS = [
     ...WARDS.map((w) => ({ title: w, payload: `/inform_ward{"ward": "${w}"}` })),
@@ -20,11 +25,23 @@
   const randomId = () =>
     (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2))
       .replace(/[^A-Za-z0-9-]/g, "");
+  const forget = () => { try { localStorage.removeItem(KEY); } catch { /* private mode */ } };
   const load = () => {
-    try { return JSON.parse(localStorage.getItem(KEY)) || null; } catch { return null; }
+    let stored = null;
+    try { stored = JSON.parse(localStorage.getItem(KEY)) || null; } catch { return null; }
+    const age = stored && Date.now() - Number(stored.savedAt || 0);
+    if (stored && !(age >= 0 && age <= HISTORY_MAX_AGE_MS)) {  // expired, or from before expiry existed
+      forget();
+      return null;
+    }
+    return stored;
   };
-  const state = load() || { sender: randomId(), log: [], staffAfter: 0, open: false, wardSent: false };
-  const save = () => { try { localStorage.setItem(KEY, JSON.stringify(state)); } catch { /* private mode */ } };
+  const freshState = (open = false) => ({ sender: randomId(), log: [], staffAfter: 0, open, wardSent: false });
+  let state = load() || freshState();
+  const save = () => {
+    state.savedAt = Date.now();
+    try { localStorage.setItem(KEY, JSON.stringify(state)); } catch { /* private mode */ }
+  };
 
   const el = (tag, attrs = {}, text) => {
     const node = document.createElement(tag);
@@ -57,6 +74,13 @@
   head.append(el("h2", { class: "kc-title" }, "区役所コンシェルジュ"));
   const close = el("button", { class: "kc-close", type: "button", "aria-label": "閉じる" }, "×");
   head.append(close);
+  // What the resident can do about what is kept: this browser's copy, or the conversation itself.
+  const tools = el("div", { class: "kc-tools", role: "group", "aria-label": "記録の削除" });
+  const clearButton = el("button", { class: "kc-tool kc-clear-history", type: "button",
+                                     title: "この端末に保存された履歴を消します" }, "履歴を消す");
+  const eraseButton = el("button", { class: "kc-tool kc-erase", type: "button",
+                                     title: "この会話の記録をサーバーからも削除します" }, "会話を削除");
+  tools.append(clearButton, eraseButton);
   const log = el("div", { class: "kc-log", role: "log", "aria-live": "polite", "aria-relevant": "additions" });
   const typing = el("p", { class: "kc-typing", hidden: "" }, "入力中…");
   const quick = el("div", { class: "kc-quick", role: "group", "aria-label": "よく使う返答" });
@@ -66,7 +90,7 @@
                               maxlength: "2000", placeholder: "例: 住民票はどこで取れる？" });
   const sendButton = el("button", { class: "kc-send", type: "submit" }, "送信");
   form.append(label, input, sendButton);
-  panel.append(head, log, typing, quick, form);
+  panel.append(head, tools, log, typing, quick, form);
   root.append(launcher, panel);
   document.body.append(root);
 
@@ -180,6 +204,7 @@
       let last = null;
       let buttons = [];
       const said = data.messages || [];
+      if (said.some((m) => m.custom && m.custom.erased)) startOver();  // then show the confirmation alone
       if (said.some((m) => m.custom && m.custom.handoff)) state.awaitingStaff = true;
       else if (said.length) state.awaitingStaff = false;  // the bot answers again: no one is waiting
       save();
@@ -198,6 +223,7 @@
         }
       }
       setQuickReplies(buttons);
+      if (said.some((m) => m.custom && m.custom.erased)) await sendPageWard();  // the new conversation's ward
     } catch (err) {
       const said = (err && err.messages) || [];
       const text = said.map((m) => m.text).filter(Boolean).join("\n")
@@ -223,7 +249,8 @@
   async function pollStaff() {
     let heard = false;
     try {
-      const data = await api(`/api/messages?sender=${encodeURIComponent(state.sender)}&after=${state.staffAfter}`);
+      // POST: the sender id is the key to the conversation and never travels in a URL
+      const data = await api("/api/messages", { sender: state.sender, after: state.staffAfter });
       for (const m of data.messages || []) {
         state.staffAfter = Math.max(state.staffAfter, m.timestamp);
         add({ who: "staff", text: m.text, at: m.timestamp });
@@ -238,20 +265,42 @@
     launcher.setAttribute("aria-expanded", "true");
     state.open = true;
     save();
-    if (PAGE_WARD && !state.wardSent) {
-      // before the first message, so a ward the resident picks afterwards is not overwritten
-      try { await api("/api/session", { sender: state.sender, ward: PAGE_WARD }); state.wardSent = true; save(); }
-      catch { /* the resident can still name the ward */ }
-    }
-    if (!state.log.length) {  // the page may already say which ward: then ask only the question
-      const greeting = PAGE_WARD
-        ? `こんにちは。川崎市の区役所コンシェルジュです。${PAGE_WARD}の窓口・受付時間・持ち物をご案内します。ご質問を入力してください（ほかの区にお住まいなら区を選んでください）。`
-        : "こんにちは。川崎市の区役所コンシェルジュです。手続きの窓口・受付時間・持ち物をご案内します。お住まいの区を選ぶか、ご質問を入力してください。";
-      add({ who: "bot", text: greeting });
-      setQuickReplies(STARTERS);
-    }
+    await sendPageWard();
+    if (!state.log.length) greet();  // the page may already say which ward: then ask only the question
     input.focus();
     schedulePoll(POLL_MS);
+  }
+
+  // A new conversation in this browser: nothing of the old one stays here, not even its sender id.
+  function startOver() {
+    clearTimeout(pollTimer);
+    forget();
+    state = freshState(state.open);
+    log.replaceChildren();
+    setQuickReplies([]);
+  }
+
+  function greet() {
+    const greeting = PAGE_WARD
+      ? `こんにちは。川崎市の区役所コンシェルジュです。${PAGE_WARD}の窓口・受付時間・持ち物をご案内します。ご質問を入力してください（ほかの区にお住まいなら区を選んでください）。`
+      : "こんにちは。川崎市の区役所コンシェルジュです。手続きの窓口・受付時間・持ち物をご案内します。お住まいの区を選ぶか、ご質問を入力してください。";
+    add({ who: "bot", text: greeting });
+    setQuickReplies(STARTERS);
+  }
+
+  async function clearHistory() {
+    startOver();
+    add({ who: "bot", text: "この端末に保存していた履歴を消しました。" });
+    await sendPageWard();
+    greet();
+    input.focus();
+  }
+
+  async function sendPageWard() {
+    if (!PAGE_WARD || state.wardSent) return;
+    // before the first message, so a ward the resident picks afterwards is not overwritten
+    try { await api("/api/session", { sender: state.sender, ward: PAGE_WARD }); state.wardSent = true; save(); }
+    catch { /* the resident can still name the ward */ }
   }
 
   function closePanel() {
@@ -265,6 +314,8 @@
 
   launcher.addEventListener("click", () => (panel.hidden ? openPanel() : closePanel()));
   close.addEventListener("click", closePanel);
+  clearButton.addEventListener("click", clearHistory);
+  eraseButton.addEventListener("click", () => send(ERASE_MESSAGE));
   root.addEventListener("keydown", (e) => { if (e.key === "Escape" && !panel.hidden) closePanel(); });
   form.addEventListener("submit", (e) => {
     e.preventDefault();
