@@ -203,7 +203,7 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
 
     line_config = LineConfig.from_settings(settings)
     delivery = ChannelDelivery(
-        RasaDelivery(settings.rasa_base_url), LineClient(line_config) if line_config else None
+        RasaDelivery.from_settings(settings), LineClient(line_config) if line_config else None
     )
     escalations = Escalations.from_settings(settings, delivery)
     try:

@@ -33,6 +33,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import re2
 
@@ -210,8 +211,30 @@ def _normalized(text: str) -> tuple[str, list[int] | None]:
     return "".join(pieces), origin
 
 
-def _mask_patterns(text: str) -> str:
-    """The original text with every span a pattern finds in its NFKC form replaced by the kind."""
+def _key(text: str) -> str:
+    """What two spellings of one number share: NFKC letters and digits only (044-200-2111 and
+    ０４４（２００）２１１１ are one number)."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text) if c.isalnum())
+
+
+def public_numbers(knowledge_dir: Path) -> frozenset[str]:
+    """The phone numbers, postal codes and addresses the knowledge publishes (offices, hotlines):
+    no one's personal data, and what a staff reply most often quotes. As `mask(keep=…)` takes them."""
+    found: set[str] = set()
+    for path in sorted(Path(knowledge_dir).glob("*.yml")):  # drafts/ is not published
+        normal = unicodedata.normalize("NFKC", path.read_text(encoding="utf-8"))
+        for pattern in PATTERNS:
+            if pattern.kind in PUBLIC_KINDS:
+                found.update(_key(normal[start:end]) for start, end in pattern.spans(normal))
+    return frozenset(k for k in found if sum(c.isdigit() for c in k) >= 7)
+
+
+PUBLIC_KINDS = frozenset({"電話番号", "郵便番号"})  # an address number says little without its town
+
+
+def _mask_patterns(text: str, keep: frozenset[str] = frozenset()) -> str:
+    """The original text with every span a pattern finds in its NFKC form replaced by the kind,
+    but for the public numbers in `keep` (see public_numbers)."""
     normal, origin = _normalized(text)
     work = normal
     found: list[tuple[int, int, str]] = []
@@ -223,7 +246,7 @@ def _mask_patterns(text: str) -> str:
         for start, end in spans:
             pieces += [work[last:start], HOLE * (end - start)]
             last = end
-            if not pattern.keep:
+            if not pattern.keep and not (keep and _key(work[start:end]) in keep):
                 found.append((start, end, pattern.kind))
         work = "".join([*pieces, work[last:]])
     if not found:
@@ -310,6 +333,21 @@ def _windows(text: str, size: int = NER_WINDOW) -> Iterator[tuple[int, int]]:
         start = end
 
 
+def _looks_like_a_latin_name(text: str) -> bool:
+    """GiNZA takes English words for names ("Where can", "There is", "script"): a name in Latin
+    letters is capitalised word by word (Taro Yamada, YAMADA Taro)."""
+    words = text.split()
+    if not words or (len(words) == 1 and words[0] in _NOT_NAMES):
+        return False
+    return all(w[0].isupper() for w in words)
+
+
+# Capitalised words that open English questions, which GiNZA may take for a name on their own.
+_NOT_NAMES = frozenset(
+    {"Where", "What", "When", "Which", "Who", "How", "Why", "There", "Is", "Can", "Do", "I", "My"}
+)
+
+
 def _person_spans(nlp, text: str) -> Iterator[tuple[int, int]]:
     for offset, end in _windows(text):
         with _GINZA_LOCK:
@@ -318,7 +356,7 @@ def _person_spans(nlp, text: str) -> Iterator[tuple[int, int]]:
             if (
                 e.label_ == "Person"
                 and not e.text.endswith(PLACE_SUFFIXES)
-                and not (e.text.isascii() and e.text.islower())  # "script", "div": words, not names
+                and not (e.text.isascii() and not _looks_like_a_latin_name(e.text))
             ):
                 yield offset + e.start_char, offset + e.end_char
 
@@ -336,12 +374,12 @@ def _mask_names(text: str) -> str:
     return "".join([*pieces, text[last:]])
 
 
-def mask(text: str, names: bool = True) -> str:
+def mask(text: str, names: bool = True, keep: frozenset[str] = frozenset()) -> str:
     """Text with personal data replaced by its kind, e.g. 「[マイナンバー]」, in time linear in its
-    length (see the module's docstring)."""
+    length (see the module's docstring). `keep`: public numbers left as they are (public_numbers)."""
     if names:
         _ginza()  # loaded once per process
     if not text:
         return text
-    text = _mask_patterns(text)
+    text = _mask_patterns(text, keep)
     return _mask_names(text) if names else text

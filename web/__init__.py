@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["console"] = ConsoleService(
         settings,
         ChannelDelivery(
-            RasaDelivery(settings.rasa_base_url), LineClient(line_config) if line_config else None
+            RasaDelivery.from_settings(settings), LineClient(line_config) if line_config else None
         ),
     )
     from web.staff import bp as staff_bp
