@@ -11,7 +11,7 @@ resident wrote stays (「口座番号は[口座番号]」), and so do the ward a
 Patterns match the NFKC form of the text (full-width digits and letters, ＋, ＠, ｰ, 〒 spaces …
 become one spelling), and what they find is cut out of the original text, which is otherwise kept
 as the resident wrote it. Digits may also be kanji numerals (六丁目十番五号, 昭和五十五年). Where a
-form is ambiguous the patterns mask it (a full date with its year is taken for a date of birth).
+form is ambiguous the patterns mask it (a full date with its year is masked, as 「[日付]」).
 
 Masking runs on every message before the Rasa server looks at it, so no text may make it slow
 (a backtracking address pattern once took days on 60 repeated 区). The work is linear in the
@@ -136,10 +136,13 @@ PATTERNS: list[MaskPattern] = [
     ),
     MaskPattern(
         "生年月日",
-        f"(?P<v>{_SHORT_YEAR} ?年(?: ?{_N}{{1,2}} ?月(?: ?{_N}{{1,3}} ?日)?)?) ?の?{_BORN}",
+        f"(?P<v>{_NUMERIC_DATE}|{_SHORT_YEAR} ?年(?: ?{_N}{{1,2}} ?月(?: ?{_N}{{1,3}} ?日)?)?)"
+        f" ?[のに]?{_BORN}",
         "re",
     ),
-    MaskPattern("生年月日", f"{_KANJI_DATE}|{_NUMERIC_DATE}", "re"),
+    # a full date with its year and no word of birth: most likely one all the same (an event is
+    # asked about as 12月3日), so it is masked, as a date
+    MaskPattern("日付", f"{_KANJI_DATE}|{_NUMERIC_DATE}", "re"),
     # the ticket number the bot gave (受付番号12) is no one's personal data: matched, not masked
     MaskPattern("受付番号", f"受付番号[はがの:= \t]{{0,3}}{_D}{{1,9}}{_NOT_DIGIT_AFTER}", "re", keep=True),
     _labelled("マイナンバー", "マイナンバー|個人番号"),
