@@ -142,7 +142,7 @@ def test_no_raw_personal_data_anywhere_after_rest_widget_handoff_staff_reply_and
     assert "受付番号" in json.dumps(reply, ensure_ascii=False)
     # an unanswered question carrying them: an unresolved question and a regional issue
     unresolved = _rest(
-        stack, "privacy-unresolved", f"多摩区です。{UNANSWERED}。{'、'.join(t for t, _ in SECRETS[9:])}"
+        stack, "privacy-unresolved", f"高津区です。{UNANSWERED}。{'、'.join(t for t, _ in SECRETS[9:])}"
     )
     assert any(m.get("custom", {}).get("unresolved") for m in unresolved), unresolved
 
@@ -157,7 +157,7 @@ def test_no_raw_personal_data_anywhere_after_rest_widget_handoff_staff_reply_and
         "折り返しは[電話番号]へ。生年月日は[生年月日]、口座番号[口座番号]で確認しました"
     ]
     # and turn the regional issue into a draft under knowledge/drafts/
-    issue = next(i for i in RegionalIssues(stack_settings.database_url, None, 0.5).list(ward="多摩区"))
+    issue = next(i for i in RegionalIssues(stack_settings.database_url, None, 0.5).list(ward="高津区"))
     draft = ConsoleService(stack_settings).draft_from_issue(issue["id"])
     assert draft.is_relative_to(knowledge / "drafts") and "[電話番号]" in draft.read_text(encoding="utf-8")
 
