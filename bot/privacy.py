@@ -49,6 +49,9 @@ _DASH = "\\-‐‑‒–—―−ー"  # every hyphen and dash residents type, a
 _SEP = f"[ \t{_DASH}]?"  # between the groups of a phone number
 _WIDE_SEP = f"[ \t{_DASH}./]{{0,2}}"  # between the groups of マイナンバー and card numbers
 _NOT_DIGIT_BEFORE = "(?<![0-9])"
+# a group of a phone number, in brackets only when both are there: （044）200-2111 is masked whole,
+# and 区役所（044-200-2111） keeps its brackets
+_GROUP = r"(?:\([0-9]{1,4}\)|[0-9]{1,4})"
 _NOT_DIGIT_AFTER = "(?![0-9])"
 # What a masked span becomes while the later patterns run: one private-use character per
 # character, which no pattern matches (negated classes list it), so offsets stay as they were.
@@ -158,7 +161,7 @@ PATTERNS: list[MaskPattern] = [
     _labelled("番号", "番号|記号|会員|ID|id|コード|整理券"),
     MaskPattern(  # before the card and マイナンバー patterns: +81 and ten digits look like those
         "電話番号",
-        rf"\+ ?81{_SEP}(?:\(0\))?\(?{_D}{{1,4}}\)?{_SEP}\(?{_D}{{1,4}}\)?{_SEP}{_D}{{3,4}}{_NOT_DIGIT_AFTER}",
+        rf"\+ ?81{_SEP}(?:\(0\))?{_GROUP}{_SEP}{_GROUP}{_SEP}{_D}{{3,4}}{_NOT_DIGIT_AFTER}",
         "re",
     ),
     MaskPattern(
@@ -174,7 +177,7 @@ PATTERNS: list[MaskPattern] = [
     ),
     MaskPattern(
         "電話番号",
-        rf"{_NOT_DIGIT_BEFORE}\(?0{_D}{{0,4}}\)?{_SEP}\(?{_D}{{1,4}}\)?{_SEP}{_D}{{3,4}}{_NOT_DIGIT_AFTER}",
+        rf"{_NOT_DIGIT_BEFORE}(?:\(0{_D}{{0,4}}\)|0{_D}{{0,4}}){_SEP}{_GROUP}{_SEP}{_D}{{3,4}}{_NOT_DIGIT_AFTER}",
         "re",
     ),
     MaskPattern(  # 〇九〇ー一二三四ー五六七八

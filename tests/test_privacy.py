@@ -51,6 +51,11 @@ def test_the_original_text_is_kept_where_nothing_is_masked():
     assert mask(text, names=False) == "ｼﾞｭｳﾐﾝﾋｮｳ ＡＢＣ　電話は[電話番号]、㍼の頃から①"
 
 
+def test_brackets_around_a_phone_number_stay_when_they_are_not_part_of_it():
+    masked = mask("保険年金課（044-744-3113）まで、または（044）744-3113へ", names=False)
+    assert masked == "保険年金課（[電話番号]）まで、または[電話番号]へ"
+
+
 def test_a_character_that_nfkc_expands_is_masked_whole():
     """㍼ is 昭和 in NFKC: a date of birth that starts with it is masked from the ㍼ on."""
     assert mask("㍼55年4月1日生まれ", names=False) == "[生年月日]生まれ"
