@@ -188,7 +188,9 @@ PATTERNS: list[MaskPattern] = [
     ),
     MaskPattern(
         "郵便番号",
-        f"〒 ?{_D}{{3}}{_SEP}{_D}{{4}}|{_NOT_DIGIT_BEFORE}{_D}{{3}}[{_DASH}]{_D}{{4}}{_NOT_DIGIT_AFTER}",
+        # not the end of an address's numbers (小杉町3-600-1201 is an address, masked below)
+        f"〒 ?{_D}{{3}}{_SEP}{_D}{{4}}"
+        f"|{_NOT_DIGIT_BEFORE}(?<![0-9][{_DASH}]){_D}{{3}}[{_DASH}]{_D}{{4}}{_NOT_DIGIT_AFTER}",
         "re",
     ),
     # The numbers of an address after its town (or ward, or 住所は): 今井南町22番1号, 上小田中六丁目
