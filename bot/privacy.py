@@ -106,13 +106,13 @@ def _labelled(kind: str, labels: str) -> MaskPattern:
     一二三四五六七, パスポート番号 TK1234567. At least three numerals; an amount, a time or a count
     (カードで3000円) is not masked."""
     gap = f"[^0-9A-Za-z{_KANJI_NUMERALS}{HOLE}。.!?\\n]{{0,10}}"
-    value = f"[A-Za-z]{{0,3}}[{_DASH}]?{_N}(?:[ \t{_DASH}.]{{0,2}}{_N}){{2,}}"
+    value = f"[A-Za-z]{{0,3}}[{_DASH}]?{_N}(?:[ \t{_DASH}.()]{{0,2}}{_N}){{2,}}"
     return MaskPattern(kind, f"(?:{labels}){gap}(?P<v>{value})(?P<unit>{_UNITS})?", "re2")
 
 
 # Dates: an era year (昭和55年, S55, 平成元年) or a four-digit one, then month and day.
 _ERA = "(?:明治|大正|昭和|平成|令和)"
-_YEAR = f"(?:{_ERA} ?(?:元|{_N}{{1,3}})|(?<![0-9{_KANJI_NUMERALS}]){_N}{{4}})"
+_YEAR = f"(?:(?:{_ERA}|(?<![A-Za-z])[MTSHR]) ?(?:元|{_N}{{1,3}})|(?<![0-9{_KANJI_NUMERALS}]){_N}{{4}})"
 _SHORT_YEAR = f"(?:{_YEAR}|(?<![0-9{_KANJI_NUMERALS}]){_N}{{2}})"
 _KANJI_DATE = f"{_YEAR} ?年 ?{_N}{{1,2}} ?月 ?{_N}{{1,3}} ?日"
 _NUMERIC_DATE = (
@@ -159,6 +159,13 @@ PATTERNS: list[MaskPattern] = [
     _labelled("免許証番号", "免許"),
     _labelled("旅券番号", "パスポート|旅券"),
     _labelled("番号", "番号|記号|会員|ID|id|コード|整理券"),
+    MaskPattern(  # English labels: account number is 1234567, passport no. TK1234567
+        "番号",
+        "(?i:number|no\\.|account|card|passport|licen[cs]e|member(?:ship)?|insurance|pension|id)"
+        f"[ \t:#=]{{0,3}}(?i:is|was)?[ \t:#=]{{0,3}}"
+        f"(?P<v>[A-Za-z]{{0,3}}[{_DASH}]?[0-9](?:[ \t{_DASH}.()]{{0,2}}[0-9]){{2,}})(?P<unit>{_UNITS}|yen)?",
+        "re2",
+    ),
     MaskPattern(  # before the card and マイナンバー patterns: +81 and ten digits look like those
         "電話番号",
         rf"\+ ?81{_SEP}(?:\(0\))?{_GROUP}{_SEP}{_GROUP}{_SEP}{_D}{{3,4}}{_NOT_DIGIT_AFTER}",
@@ -193,6 +200,8 @@ PATTERNS: list[MaskPattern] = [
         f"|{_NOT_DIGIT_BEFORE}(?<![0-9][{_DASH}]){_D}{{3}}[{_DASH}]{_D}{{4}}{_NOT_DIGIT_AFTER}",
         "re",
     ),
+    # nine digits or more with no label: some identifier (an amount says 円 after it)
+    MaskPattern("番号", f"[0-9]{{9,}}(?P<unit>{_UNITS})?", "re2"),
     # The numbers of an address after its town (or ward, or 住所は): 今井南町22番1号, 上小田中六丁目
     # 十番五号, 新城5ー6ー7, 小杉町3-600, 登戸1775番地. The town before them stays.
     MaskPattern(
@@ -272,6 +281,8 @@ def _mask_patterns(text: str, keep: frozenset[str] = frozenset()) -> str:
 
 # GiNZA sometimes takes 幸区 or 高津区 for a person; names never end like places do.
 PLACE_SUFFIXES = ("区", "市", "町", "村", "駅", "丁目")
+# ...and the wards' names without 区: 「中原に住んでいます」 must keep its ward for the answer
+PLACE_NAMES = frozenset({"川崎", "幸", "中原", "高津", "宮前", "多摩", "麻生"})
 
 
 # Words that come with a name even when the name itself is unknown to Sudachi's dictionary.
@@ -364,6 +375,7 @@ def _person_spans(nlp, text: str) -> Iterator[tuple[int, int]]:
             if (
                 e.label_ == "Person"
                 and not e.text.endswith(PLACE_SUFFIXES)
+                and e.text not in PLACE_NAMES
                 and not (e.text.isascii() and not _looks_like_a_latin_name(e.text))
             ):
                 yield offset + e.start_char, offset + e.end_char
