@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import selectinload
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from bot.privacy import mask
+from bot.privacy import mask, public_numbers
 from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import Ticket, TicketMessage
@@ -50,20 +50,35 @@ class DeliveryError(TicketError):
 
 
 class RasaDelivery:
-    """Appends the staff message to the Rasa conversation; the resident's client picks it up."""
+    """Appends the staff message to the Rasa conversation; the resident's client picks it up.
 
-    def __init__(self, rasa_url: str, timeout: float = 10.0, token: str = "") -> None:
+    What staff type is masked before it goes into the tracker, like everything else stored there:
+    staff copy a resident's phone number or address into a reply («090-… にお電話します»), and the
+    tracker store is kept, backed up and read by more people than the ticket. The widget and REST
+    clients read staff replies from the tracker, so their residents see the masked copy; the data
+    masked is their own, which they know, and the public numbers of offices and hotlines the
+    knowledge prints (`public`, from bot.privacy.public_numbers) stay readable. LINE residents
+    get the original through the push API (ChannelDelivery), which stores nothing here."""
+
+    def __init__(
+        self, rasa_url: str, timeout: float = 10.0, token: str = "", public: frozenset[str] = frozenset()
+    ) -> None:
         """`token`: the Rasa token (bot/internal_auth.rasa_token); its HTTP API refuses without."""
         from bot.rasa_client import RasaClient
 
         self.client = RasaClient(rasa_url, timeout=timeout, token=token)
+        self.public = public
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RasaDelivery:
         """To the settings' Rasa server, with its token."""
         from bot.internal_auth import rasa_token
 
-        return cls(settings.rasa_base_url, token=rasa_token(settings))
+        public = public_numbers(settings.knowledge_dir)
+        return cls(settings.rasa_base_url, token=rasa_token(settings), public=public)
+
+    def _stored(self, text: str) -> str:
+        return mask(text, keep=self.public)
 
     def _append(self, ticket: Ticket, events: list[dict]) -> None:
         import requests
@@ -75,22 +90,22 @@ class RasaDelivery:
             raise DeliveryError(NOT_DELIVERED_BOT) from err
 
     def send(self, ticket: Ticket, text: str) -> None:
-        self._append(ticket, [staff_event(text, ticket.id)])
+        self._append(ticket, [staff_event(self._stored(text), ticket.id)])
 
     def resume(self, ticket: Ticket, text: str) -> None:
         # action_listen leaves the dialogue ready for the resident's next message, as after any turn
         events = [
             {"event": "resume"},
-            staff_event(text, ticket.id),
+            staff_event(self._stored(text), ticket.id),
             {"event": "action", "name": "action_listen"},
         ]
         self._append(ticket, events)
 
 
 class ChannelDelivery:
-    """Staff messages go out on the ticket's own channel: LINE's push API for LINE tickets; the
-    Rasa conversation always gets them too (the widget and REST clients read them there, and the
-    transcript stays whole)."""
+    """Staff messages go out on the ticket's own channel: LINE's push API for LINE tickets, with
+    the text as staff wrote it; the Rasa conversation always gets them too, masked (the widget and
+    REST clients read them there, and the transcript stays whole; see RasaDelivery)."""
 
     def __init__(self, rasa: RasaDelivery, line=None) -> None:
         self.rasa = rasa
@@ -282,7 +297,8 @@ class Escalations:
             ticket.messages.append(TicketMessage(author="note", text=mask(text)))
 
     def reply(self, ticket_id: int, text: str, staff: str = "") -> None:
-        """Deliver a staff answer to the resident, then record it (masked) on the ticket."""
+        """Deliver a staff answer to the resident (the delivery stores only a masked copy, see
+        RasaDelivery), then record it (masked) on the ticket."""
         with session_scope(self.db_url) as session:
             ticket = self._ticket(session, ticket_id)
             if ticket.status == "closed":

@@ -139,7 +139,7 @@ def test_screening_a_long_message_is_quick():
 def _say(stack, sender: str, text: str) -> list[dict]:
     from bot.rasa_client import RasaClient
 
-    return RasaClient(stack.rasa_url).send(sender, text)
+    return RasaClient(stack.rasa_url, token=stack.rasa_token).send(sender, text)
 
 
 def _tracker(stack, sender: str) -> dict:

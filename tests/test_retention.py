@@ -281,7 +281,7 @@ def test_purge_older_than_zero_on_the_stack_leaves_nothing_behind(stack, stack_s
     _widget(web_url, "purge-me-0001", "住民票の写しがほしい")
     _widget(web_url, "purge-me-0002", "中原区に住んでいます")
     _widget(web_url, "purge-me-0002", "職員と話したい")
-    escalations = Escalations.from_settings(stack_settings, RasaDelivery(stack_settings.rasa_base_url))
+    escalations = Escalations.from_settings(stack_settings, RasaDelivery.from_settings(stack_settings))
     ticket = escalations.open_ticket_of("web-purge-me-0002")
     assert ticket is not None
     escalations.close(ticket["id"], "案内済み")
