@@ -143,9 +143,9 @@ def _say(stack, sender: str, text: str) -> list[dict]:
 
 
 def _tracker(stack, sender: str) -> dict:
-    import requests
+    from bot.rasa_client import RasaClient
 
-    return requests.get(f"{stack.rasa_url}/conversations/{sender}/tracker", timeout=30).json()
+    return RasaClient(stack.rasa_url, token=stack.rasa_token).tracker(sender)
 
 
 def _apologies() -> set[str]:

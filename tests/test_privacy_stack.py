@@ -99,11 +99,9 @@ def _leaks(haystack: str) -> list[str]:
 
 
 def _rest(stack, sender: str, text: str) -> list[dict]:
-    resp = requests.post(
-        f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
-    )
-    resp.raise_for_status()
-    return resp.json()
+    from bot.rasa_client import RasaClient
+
+    return RasaClient(stack.rasa_url, token=stack.rasa_token).send(sender, text)
 
 
 def _widget(web_url: str, sender: str, text: str) -> dict:
