@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 import yaml
+from test_rasa_components import _run_in_rasa_env
 
 from bot import payloads
 from bot.payloads import Entity, KnowledgeIds, Offer, boolean, knowledge_id, neutralise, screen
 from bot.settings import ROOT
-from tests.test_rasa_components import _run_in_rasa_env
 
 
 def test_the_wards_are_the_knowledges_seven():
