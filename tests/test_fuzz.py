@@ -77,7 +77,9 @@ def test_masking_never_fails_and_always_hides_a_phone_number(before, after):
         after.strip("0123456789０１２３４５６７８９-－ "),
     )
     masked = mask(f"{before} 090-1234-5678 {after}")
-    assert "1234-5678" not in masked and "[電話番号]" in masked
+    assert "1234-5678" not in masked and "5678" not in masked
+    # after a label the number is masked with the label's kind (番号 090-… → [番号]); hidden either way
+    assert "[電話番号]" in masked or any(f"[{k}]" in masked for k in ("番号", "口座番号", "会員番号"))
 
 
 # Texts built to make a backtracking engine slow: a few pieces (place suffixes, digits and
@@ -141,6 +143,18 @@ def test_rest_channel_never_answers_5xx(stack, rasa_rss, body):
     assert resp.status_code < 500, resp.text[:300]
     if resp.status_code == 200:
         assert isinstance(resp.json(), list)
+
+
+@pytest.mark.parametrize("sender", ["a\x00b", "\ud800", "tab\there"])
+def test_a_sender_id_the_tracker_store_cannot_hold_is_refused_and_the_server_stays_up(stack, sender):
+    """A NUL in the sender id used to reach PostgreSQL, whose ValueError makes Rasa's SQL tracker
+    store exit the whole server (every resident's conversation with it)."""
+    body = json.dumps({"sender": sender, "message": "住民票"})  # a lone surrogate travels escaped
+    resp = _rest(stack, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert resp.status_code == 400 and "sender" in resp.json()["error"]
+    text = "住民票\x00はどこ\x07？"  # control characters in the text itself are dropped
+    assert _rest(stack, json={"sender": f"ok-{uuid.uuid4().hex}", "message": text}, timeout=60).json()
+    assert stack.procs["rasa"].poll() is None
 
 
 @BUDGET

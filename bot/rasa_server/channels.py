@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 RESUME_WORDS = frozenset({"ボットに戻る", "ぼっとにもどる", "ボットにもどる", "bot", "back to bot"})
 CHANNELS = frozenset({"rest", "widget", "line"})
+# C0/C1 controls but tab and newline: a NUL in what reaches PostgreSQL raises ValueError, which
+# Rasa's SQL tracker store answers by exiting the server (tracker_store.py: session_scope).
+CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 HASHED_ADDRESS = re.compile(r"[0-9a-f]{32}")  # bot.internal_auth.hashed_address; never a raw address
 
 
@@ -54,6 +57,13 @@ def token_given(request: Request, token: str) -> bool:
     scheme, _, bearer = (request.headers.get("authorization") or "").partition(" ")
     given = request.args.get("token") or (bearer.strip() if scheme.lower() == "bearer" else "")
     return hmac.compare_digest(given.encode(), token.encode())
+
+
+def sender_of(body: dict, default: str = "") -> str | None:
+    """The conversation id a request names, or None when it cannot be one: an id with a control
+    character or a lone surrogate would stop the server at the tracker store (see CONTROLS)."""
+    sender = str(body.get("sender") or default)[:128]
+    return sender if sender.isprintable() else None
 
 
 def message_metadata(body: dict) -> dict[str, str] | None:
@@ -117,7 +127,9 @@ class ConciergeRestInput(RestInput):
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             body = request.json if isinstance(request.json, dict) else {}
-            sender = str(body.get("sender") or "default")[:128]
+            sender = sender_of(body, "default")
+            if sender is None:
+                return response.json({"error": "sender must be printable text"}, status=400)
             raw = body.get("message")
             if isinstance(raw, str) and len(raw) > max_chars:
                 said = say("utter_too_long", language_of(raw), limit=max_chars)
@@ -143,7 +155,7 @@ class ConciergeRestInput(RestInput):
         @bp.route("/messages", methods=["POST"])
         async def staff_messages(request: Request) -> HTTPResponse:
             body = request.json if isinstance(request.json, dict) else {}
-            sender = str(body.get("sender") or "")[:128]
+            sender = sender_of(body)
             try:
                 after = float(body.get("after") or 0)
             except (TypeError, ValueError):
@@ -166,6 +178,7 @@ class ConciergeRestInput(RestInput):
     async def resident_text(self, raw: str) -> str:
         """What Rasa gets of a resident's message: an offered payload in its canonical form, or
         the masked text that no payload parser will take for one."""
+        raw = CONTROLS.sub("", raw).encode("utf-8", "replace").decode("utf-8")  # no NUL, no lone surrogate
         offered = payloads.screen(raw, self.knowledge_ids)
         return offered if offered is not None else payloads.neutralise(await mask_off_loop(raw))
 
