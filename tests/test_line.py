@@ -127,7 +127,7 @@ def test_follow_sticker_and_unfollow_which_erases_the_conversation(line):
 
 
 @pytest.mark.parametrize(
-    ("words", "expected"), [("会話を削除", "会話を削除しました"), ("Delete conversation", "deleted")]
+    ("words", "expected"), [("会話を削除", "会話の記録を削除しました"), ("Delete conversation", "deleted")]
 )
 def test_delete_conversation_on_line_erases_it_and_confirms(line, words, expected):
     user = f"U{uuid.uuid4().hex}"
@@ -209,7 +209,8 @@ def test_the_same_event_delivered_twice_is_handled_once(line):
     wait_for(lambda: "already handled" in line.worker.log)
     wait_for(lambda: len(calls_to("/reply")) >= 2)
     time.sleep(1)  # anything the second delivery would have sent has arrived by now
-    assert len(calls_to("/reply")) == 2 and not calls_to("/push")
+    # (a push still on its way from an earlier test's failing LINE API may arrive: only this user's count)
+    assert len(calls_to("/reply")) == 2 and not [c for c in calls_to("/push") if c["to"] == user]
     assert "受付番号" in calls_to("/reply")[-1]["messages"][0]["text"]
     assert tickets_of(line.settings, user) == 1
 

@@ -150,7 +150,7 @@ def test_no_raw_personal_data_anywhere_after_rest_widget_handoff_staff_reply_and
     )
     ticket = next(t for t in escalations.list(ward="中原区") if t["sender"] == f"web-{handed}")
     escalations.reply(ticket["id"], STAFF_REPLY, "staff-a")
-    shown = requests.get(f"{web_url}/api/messages", params={"sender": handed}, timeout=30).json()["messages"]
+    shown = requests.post(f"{web_url}/api/messages", json={"sender": handed}, timeout=30).json()["messages"]
     assert [m["text"] for m in shown] == [
         "折り返しは[電話番号]へ。生年月日は[生年月日]、口座番号[口座番号]で確認しました"
     ]

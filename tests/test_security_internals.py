@@ -335,7 +335,9 @@ def test_the_rest_channel_refuses_requests_without_the_token(stack):
     body = {"sender": sender, "message": "住民票の写しがほしい"}
     for params in ({}, {"token": "wrong"}):
         sent = requests.post(f"{base}/webhooks/rest/webhook", params=params, json=body, timeout=30)
-        read = requests.get(f"{base}/webhooks/rest/messages", params={**params, "sender": sender}, timeout=10)
+        read = requests.post(
+            f"{base}/webhooks/rest/messages", params=params, json={"sender": sender}, timeout=10
+        )
         assert sent.status_code == read.status_code == 401  # nobody writes as or reads for a resident
     assert not [e for e in _tracker(stack, sender)["events"] if e["event"] == "user"]
     header = {"Authorization": f"Bearer {stack.rasa_token}"}
