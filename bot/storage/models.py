@@ -146,3 +146,26 @@ class HandledLineEvent(Base):
 
     webhook_event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+ANSWER_OUTCOMES = ("answered", "not_sure", "handoff", "out_of_scope", "sensitive")
+
+
+class AnswerEvent(Base):
+    """One question the bot replied to, for the staff's figures: what came of it, which entry
+    answered it and the resident's rating — never the resident's text. `conversation` is a keyed
+    hash of the sender id (bot/analytics.py), so a conversation can be counted and erased without
+    storing its address; it is cleared when the retention period ends, the counts stay."""
+
+    __tablename__ = "answer_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    ward: Mapped[str | None] = mapped_column(String(16), index=True)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))  # one of ANSWER_OUTCOMES
+    entry: Mapped[str | None] = mapped_column(String(128), index=True)  # knowledge entry id answered
+    topic: Mapped[str | None] = mapped_column(String(128))  # the entry's title, for the figures
+    conversation: Mapped[str | None] = mapped_column(String(64), index=True)
+    helpful: Mapped[bool | None] = mapped_column(Boolean)  # the resident's 「解決しましたか？」
+    rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
