@@ -68,6 +68,10 @@ def stack_section(flat: dict, out: Path, sustained: int, step: int) -> None:
     print(
         f"NLU parse (/model/parse, one at a time): p50 {f['nlu_p50_ms']:.1f} ms  p95 {f['nlu_p95_ms']:.1f} ms"
     )
+    print(
+        f"Rasa → actions, one turn's call ({f['actions_call_kb']:.0f} KB): p50"
+        f" {f['actions_direct_p50_ms']:.1f} ms straight, {f['actions_nginx_p50_ms']:.1f} ms through nginx"
+    )
     print_rows(
         ["REST reply", "p50 ms", "p95 ms", "p99 ms", "msgs/s", "errors"],
         [

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import psutil
 import requests
+import yaml
 
 from bench.figures import percentile
 from bench.kawasaki_retrieval import dev_rows
+from bot.internal_auth import actions_token
 from bot.settings import ROOT, Settings
 from bot.storage.scratch import scratch_database
 from bot.supervisor.cluster import Cluster
@@ -88,6 +90,31 @@ def nlu_latency(rasa_url: str, token: str, n: int = 200) -> dict[str, float]:
         if i >= 10:
             latencies.append((time.perf_counter() - t0) * 1000)
     return {"nlu_p50_ms": percentile(latencies, 50), "nlu_p95_ms": percentile(latencies, 95)}
+
+
+def actions_hop(stack: Cluster, token: str, n: int = 40) -> dict[str, float]:
+    """One turn's call from Rasa to its actions (the whole domain and the conversation, as Rasa
+    sends it), straight to the action server and through nginx: what the hop itself costs."""
+    session = requests.Session()
+    session.params = {"token": token}
+    question = dev_rows()[3]["q"]
+    turn = {"sender": "bench-hop", "message": question}
+    session.post(f"{stack.rasa_url}{REST_PATH}", json=turn, timeout=30)
+    tracker = session.get(f"{stack.rasa_urls[0]}/conversations/bench-hop/tracker", timeout=30).json()
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    call = {"next_action": "action_answer", "sender_id": "bench-hop", "tracker": tracker, "domain": domain}
+    body = json.dumps(call).encode()  # Rasa's aiohttp client escapes non-ASCII too
+    headers = {"Authorization": f"Bearer {actions_token(stack.settings)}", "Content-Type": "application/json"}
+    figures = {"actions_call_kb": len(body) / 1024}
+    for name, port in (("direct", stack.action_ports[0]), ("nginx", stack.actions_lb_port)):
+        url, latencies = f"{stack.url(port)}/webhook", []
+        for i in range(n + 5):
+            t0 = time.perf_counter()
+            requests.post(url, data=body, headers=headers, timeout=30).raise_for_status()
+            if i >= 5:
+                latencies.append((time.perf_counter() - t0) * 1000)
+        figures[f"actions_{name}_p50_ms"] = percentile(latencies, 50)
+    return figures
 
 
 def wrk(
@@ -168,6 +195,7 @@ def run(out_dir: Path, throughput_s: int = 60, step_s: int = 15) -> dict[str, fl
             figures["cold_start_s"] = cold
             token = stack.rasa_token
             figures.update(nlu_latency(stack.rasa_urls[0], token))
+            figures.update(actions_hop(stack, token))
             url = stack.rasa_url
             wrk(url, 8, 5, questions, "warmup", token=token)
             for c in (1, 8, 32):

@@ -4,6 +4,7 @@ sender, per account and per real address (docs/security.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -194,6 +195,43 @@ def test_nginx_limits_each_address_but_not_the_line_platform(tmp_path):
         nginx.terminate()
         nginx.wait(timeout=10)
         web.server.shutdown()  # type: ignore[attr-defined]
+
+
+def test_nginx_passes_an_action_call_on_from_memory(tmp_path):
+    """Rasa's call to its actions carries the domain and the conversation (36 KB for one turn of
+    ours). A body nginx buffers to a temporary file reaches the action server in two writes, and
+    the second waits out a 40 ms delayed ACK on every turn; nginx logs each such buffering."""
+    from werkzeug.serving import make_server
+
+    cluster = _cluster(tmp_path)
+    received: list[int] = []
+
+    def actions(environ, start_response):
+        received.append(len(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"events": [], "responses": []}']
+
+    server = make_server("127.0.0.1", cluster.action_ports[0], actions, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conf = cluster.nginx_conf()
+    nginx = subprocess.Popen([nginx_binary(), "-c", conf, "-p", str(tmp_path / "logs" / "nginx")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    call = json.dumps({"tracker": {"events": [{"text": "住民票の写しがほしい"}] * 4000}}).encode()
+    try:
+        url = f"{cluster.url(cluster.actions_lb_port)}/webhook"
+        for _ in range(100):
+            try:
+                assert requests.post(url, data=call, timeout=5).status_code == 200
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        server.shutdown()
+    assert len(call) > 256 * 1024 and received == [len(call)]
+    errors = (tmp_path / "logs" / "nginx-error.log").read_text()
+    assert "buffered to a temporary file" not in errors
 
 
 # ---- hand-off tickets per sender and per address ----------------------------------------------
