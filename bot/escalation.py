@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from bot.privacy import mask, public_numbers
+from bot.rasa_client import RasaClient
 from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import Ticket, TicketMessage
@@ -60,22 +61,15 @@ class RasaDelivery:
     knowledge prints (`public`, from bot.privacy.public_numbers) stay readable. LINE residents
     get the original through the push API (ChannelDelivery), which stores nothing here."""
 
-    def __init__(
-        self, rasa_url: str, timeout: float = 10.0, token: str = "", public: frozenset[str] = frozenset()
-    ) -> None:
-        """`token`: the Rasa token (bot/internal_auth.rasa_token); its HTTP API refuses without."""
-        from bot.rasa_client import RasaClient
-
-        self.client = RasaClient(rasa_url, timeout=timeout, token=token)
+    def __init__(self, client: RasaClient, public: frozenset[str] = frozenset()) -> None:
+        """`client`: a RasaClient with the Rasa token (its HTTP API refuses without)."""
+        self.client = client
         self.public = public
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RasaDelivery:
-        """To the settings' Rasa server, with its token."""
-        from bot.internal_auth import rasa_token
-
-        public = public_numbers(settings.knowledge_dir)
-        return cls(settings.rasa_base_url, token=rasa_token(settings), public=public)
+        """To the settings' Rasa server, with its token; a staff reply waits at most 10 s."""
+        return cls(RasaClient.from_settings(settings, timeout=10.0), public_numbers(settings.knowledge_dir))
 
     def _stored(self, text: str) -> str:
         return mask(text, keep=self.public)

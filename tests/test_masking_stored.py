@@ -11,6 +11,7 @@ import pytest
 
 from bot.escalation import ChannelDelivery, Escalations, RasaDelivery
 from bot.privacy import public_numbers
+from bot.rasa_client import RasaClient
 from bot.regional_issues import RegionalIssues
 from bot.settings import ROOT
 from bot.storage.db import session_scope
@@ -62,9 +63,8 @@ def _ticket(esc: Escalations, channel: str) -> int:
 def test_a_staff_reply_reaches_the_tracker_masked_with_public_numbers_kept(fake_rasa, tmp_path):
     url, received = fake_rasa
     public = public_numbers(ROOT / "knowledge")
-    esc = Escalations(
-        f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "spool.jsonl", RasaDelivery(url, public=public)
-    )
+    delivery = RasaDelivery(RasaClient(url), public=public)
+    esc = Escalations(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "spool.jsonl", delivery)
     ticket_id = _ticket(esc, "rest")
     esc.reply(ticket_id, STAFF_REPLY, "staff-a")
     esc.close(ticket_id, notice="終わりました。連絡先 taro@example.com は消去しました")
@@ -81,9 +81,8 @@ def test_line_residents_get_the_reply_as_written_and_the_tracker_a_masked_copy(f
     """LINE's push API carries the original (stored nowhere here); the tracker copy is masked."""
     url, received = fake_rasa
     line = FakeLine()
-    esc = Escalations(
-        f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "spool.jsonl", ChannelDelivery(RasaDelivery(url), line)
-    )
+    delivery = ChannelDelivery(RasaDelivery(RasaClient(url)), line)
+    esc = Escalations(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "spool.jsonl", delivery)
     esc.reply(_ticket(esc, "line"), STAFF_REPLY, "staff-a")
     assert line.pushed == [STAFF_REPLY]
     (event,) = [e for e in received if e["event"] == "bot"]

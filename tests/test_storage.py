@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.escalation import DeliveryError, Escalations, RasaDelivery, TicketError
+from bot.rasa_client import RasaClient
 from bot.regional_issues import RegionalIssues
 from bot.retrieval.encoders import make_encoder
 
@@ -84,7 +85,7 @@ def test_a_reply_that_cannot_be_delivered_leaves_the_ticket_as_it_was(db_url, tm
     """The bot's server unreachable: staff are told, nothing is recorded, they can send again."""
     from bot.supervisor.processes import free_port
 
-    unreachable = RasaDelivery(f"http://127.0.0.1:{free_port('127.0.0.1')}", timeout=2)
+    unreachable = RasaDelivery(RasaClient(f"http://127.0.0.1:{free_port('127.0.0.1')}", timeout=2))
     esc = Escalations(db_url, tmp_path / "spool.jsonl", unreachable)
     ticket_id = _ticket(esc)
     with pytest.raises(DeliveryError, match="送れませんでした"):
