@@ -462,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--json", action="store_true", help="one JSON line per answer")
     ask.set_defaults(func=cmd_ask)
     kn = sub.add_parser(
-        "knowledge", help="check or build the knowledge index; `worker` rebuilds it when the console asks"
+        "knowledge",
+        help="check or build the knowledge index; `worker` rebuilds it when the console asks; "
+        "`import-faq FILE.csv` imports a city's FAQ open data",
     )
     kn.add_argument(
         "action", choices=["check", "build", "export-nlu", "calibrate", "worker", "import-faq"]

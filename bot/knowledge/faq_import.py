@@ -57,6 +57,8 @@ REQUIRED = ("id", "question", "answer")
 PREFIX = "import-"
 _SPACES = re.compile(r"\s+")
 _NOT_ID = re.compile(r"[^a-z0-9]+")
+# What Python's cp932 makes of bytes Shift_JIS does not define (0x80, 0xA0, 0xFD-0xFF) and NUL (UTF-16).
+_NOT_SHIFT_JIS = re.compile("[\x00\x80\uf8f0-\uf8f3]")
 
 
 class FaqCsvError(Exception):
@@ -148,11 +150,17 @@ def decode(data: bytes) -> str:
     except UnicodeDecodeError:
         pass
     try:
-        return data.decode("cp932")
+        text = data.decode("cp932")
     except UnicodeDecodeError as err:
         raise FaqCsvError(
             f"neither UTF-8 nor Shift_JIS (CP932): undecodable bytes at offset {err.start}"
         ) from None
+    undefined = _NOT_SHIFT_JIS.search(text)
+    if undefined:  # Python's cp932 passes these bytes through; no Shift_JIS text holds them
+        raise FaqCsvError(
+            f"neither UTF-8 nor Shift_JIS (CP932): a byte Shift_JIS lacks (character {undefined.start()})"
+        )
+    return text
 
 
 def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -184,7 +192,7 @@ def _columns(header: list[str]) -> dict[str, int]:
         wanted = {"id": "ID", "question": "質問（問い合わせ文）", "answer": "回答（応答文）"}
         raise FaqCsvError(
             f"line 1: the header has no {', '.join(wanted[m] for m in missing)} column "
-            f"(found: {', '.join(h.strip() for h in header)[:200]})"
+            f"(found: {', '.join(h.strip() for h in header)[:200]}; is the file UTF-8 or Shift_JIS?)"
         )
     return columns
 
