@@ -188,6 +188,15 @@ def test_a_header_the_importer_cannot_use_is_refused(header, message, tmp_path: 
         read_rows(path)
 
 
+def test_a_quote_left_open_is_reported_where_its_row_starts(tmp_path: Path):
+    path = tmp_path / "faq.csv"
+    path.write_bytes(
+        'ID,質問,回答\r\n1,窓口は,区民課です\r\n2,届出は,"区民課で\r\nどうぞ\r\n'.encode("cp932")
+    )
+    with pytest.raises(FaqCsvError, match=r"^line 3: unexpected end of data"):
+        read_rows(path)
+
+
 def test_rows_without_url_bad_url_duplicate_id_or_extra_fields_are_refused_with_their_lines(tmp_path: Path):
     rows = [
         ["141305", "1", "川崎市", "質問その1", "区民課です。", "", ""],

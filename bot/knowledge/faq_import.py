@@ -165,7 +165,7 @@ def decode(data: bytes) -> str:
 
 def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
     """Each CSV row with the physical line it starts on (csv's line_num is where it ends)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # a quote left open is an error
     start = 1
     while True:
         try:
@@ -173,7 +173,7 @@ def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as err:
-            raise FaqCsvError(f"line {reader.line_num}: {err}") from None
+            raise FaqCsvError(f"line {start}: {err}") from None
         yield start, row
         start = reader.line_num + 1
 
@@ -239,6 +239,8 @@ def _yaml() -> YAML:
 
 def _load(yaml: YAML, path: Path) -> CommentedSeq:
     items = yaml.load(path.read_text(encoding="utf-8")) if path.exists() else None
+    if items is not None and not isinstance(items, CommentedSeq):
+        raise FaqCsvError(f"{path} is not a list of entries (see `concierge knowledge check`)")
     return items if items is not None else CommentedSeq()
 
 
