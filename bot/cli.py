@@ -174,10 +174,8 @@ def _import_faq(args: argparse.Namespace, folder: Path) -> int:
     elif not report.written:
         print("nothing to write")
     else:
-        print(
-            f"written to {folder}/faq.yml and sources.yml, marked review: true; "
-            "run `concierge knowledge build` so the bot answers from them"
-        )
+        print(f"written to {folder}/faq.yml and sources.yml, marked review: true")
+        print("next: `concierge knowledge check` (near-duplicates), then `concierge knowledge build`")
     return 1 if report.refused and not report.outcomes else 0
 
 
@@ -466,9 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         help="check or build the knowledge index; `worker` rebuilds it when the console asks; "
         "`import-faq FILE.csv` imports a city's FAQ open data",
     )
-    kn.add_argument(
-        "action", choices=["check", "build", "export-nlu", "calibrate", "worker", "import-faq"]
-    )
+    kn.add_argument("action", choices=["check", "build", "export-nlu", "calibrate", "worker", "import-faq"])
     kn.add_argument("file", nargs="?", help="import-faq: a city's FAQ open data (CSV, UTF-8 or Shift_JIS)")
     kn.add_argument("--folder", "--knowledge-dir", dest="folder", help="default: knowledge/")
     kn.add_argument("--dry-run", action="store_true", help="import-faq: show the changes, write nothing")
