@@ -94,6 +94,10 @@ def cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "worker":
         return _rebuild_worker(settings)
     folder = Path(args.folder) if args.folder else settings.knowledge_dir
+    if args.action == "import-faq":
+        return _import_faq(args, folder)
+    if args.file or args.dry_run or args.prefix or args.source:
+        raise SystemExit("FILE, --dry-run, --prefix and --source are for `knowledge import-faq`")
     try:
         kb = load_knowledge(folder)
     except KnowledgeError as err:
@@ -139,6 +143,40 @@ def cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(json.dumps(stats, ensure_ascii=False))
     return 0
+
+
+def _import_faq(args: argparse.Namespace, folder: Path) -> int:
+    """`knowledge import-faq FILE.csv`: what each row adds or changes, refused rows as FILE:LINE."""
+    from bot.knowledge.faq_import import FaqCsvError, import_faq
+
+    if not args.file:
+        raise SystemExit("give the CSV file: concierge knowledge import-faq FILE.csv")
+    try:
+        report = import_faq(Path(args.file), folder, args.prefix, args.source, args.dry_run)
+    except FaqCsvError as err:
+        print(f"{args.file}: {err}", file=sys.stderr)
+        return 1
+    for outcome in report.outcomes:
+        print(f"{outcome.status:<9} {outcome.entry_id}  (line {outcome.line}) {outcome.question[:30]}")
+        for change in outcome.diff:
+            print(f"    {change}")
+    for row in report.refused:
+        print(f"{args.file}:{row.line}: {row.reason}", file=sys.stderr)
+    for problem in report.problems:
+        print(f"{folder}/{problem}", file=sys.stderr)
+    counts = ", ".join(f"{report.count(s)} {s}" for s in ("added", "changed", "unchanged"))
+    print(f"{counts}, {len(report.refused)} refused")
+    if report.problems:
+        print("the imported entries do not load (above): nothing written", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print("dry run: nothing written")
+    elif not report.written:
+        print("nothing to write")
+    else:
+        print(f"written to {folder}/faq.yml and sources.yml, marked review: true")
+        print("next: `concierge knowledge check` (near-duplicates), then `concierge knowledge build`")
+    return 1 if report.refused and not report.outcomes else 0
 
 
 def _rebuild_worker(settings: Settings) -> int:
@@ -422,10 +460,16 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--json", action="store_true", help="one JSON line per answer")
     ask.set_defaults(func=cmd_ask)
     kn = sub.add_parser(
-        "knowledge", help="check or build the knowledge index; `worker` rebuilds it when the console asks"
+        "knowledge",
+        help="check or build the knowledge index; `worker` rebuilds it when the console asks; "
+        "`import-faq FILE.csv` imports a city's FAQ open data",
     )
-    kn.add_argument("action", choices=["check", "build", "export-nlu", "calibrate", "worker"])
-    kn.add_argument("--folder", help="knowledge folder (default: knowledge/)")
+    kn.add_argument("action", choices=["check", "build", "export-nlu", "calibrate", "worker", "import-faq"])
+    kn.add_argument("file", nargs="?", help="import-faq: a city's FAQ open data (CSV, UTF-8 or Shift_JIS)")
+    kn.add_argument("--folder", "--knowledge-dir", dest="folder", help="default: knowledge/")
+    kn.add_argument("--dry-run", action="store_true", help="import-faq: show the changes, write nothing")
+    kn.add_argument("--prefix", help="import-faq: entry ids are import-PREFIX-ID (default: the file's name)")
+    kn.add_argument("--source", help="import-faq: the sources.yml id rows without a URL cite")
     kn.set_defaults(func=cmd_knowledge)
     tasks = sub.add_parser("tasks", help="the task queue (LINE events): `worker` consumes it")
     tasks.add_argument("action", choices=["worker", "pending"])
