@@ -40,6 +40,7 @@ MIN_RATINGS = 5  # an entry needs this many ratings before its helpful rate is s
 MIN_TOPIC_QUESTIONS = 2  # see the module's docstring
 WORST_SHOWN = 10
 TOPICS_SHOWN = 10
+MAX_DAYS = 731  # a period longer than two years is a typo, not a question
 KNOWN_WARDS = (*WARDS, UNKNOWN_WARD)  # 不明: the resident never said their ward
 
 
@@ -170,6 +171,8 @@ def compute(
     until = until or now.astimezone(JST).date()
     if until < since:
         raise FiguresError(f"until ({until}) is before since ({since})")
+    if (until - since).days >= MAX_DAYS:
+        raise FiguresError(f"the period may be at most {MAX_DAYS} days")
     wards = check_wards(wards)
     start, end = _bounds(since, until)
     dialect = get_engine(db_url).dialect.name
