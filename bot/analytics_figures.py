@@ -45,7 +45,12 @@ KNOWN_WARDS = (*WARDS, UNKNOWN_WARD)  # 不明: the resident never said their wa
 
 
 class FiguresError(ValueError):
-    """A period or ward the figures cannot be computed for (the CLI exits 2, the page says why)."""
+    """A period or ward the figures cannot be computed for (the CLI exits 2, the page says why in
+    its own words, by `code`: bad_date, until_before_since, too_long, unknown_ward, dialect)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Row(BaseModel):
@@ -115,7 +120,7 @@ def _jst_day(column, dialect: str) -> ColumnElement:
         return func.date(column, "+9 hours")
     if dialect == "postgresql":
         return func.to_char(func.timezone("Asia/Tokyo", column), "YYYY-MM-DD")
-    raise FiguresError(f"figures are not implemented for {dialect}")
+    raise FiguresError(f"figures are not implemented for {dialect}", "dialect")
 
 
 def _bounds(since: date, until: date) -> tuple[datetime, datetime]:
@@ -152,7 +157,9 @@ def check_wards(wards: Iterable[str] | None) -> list[str] | None:
     wards = list(dict.fromkeys(wards))
     unknown = [w for w in wards if w not in KNOWN_WARDS]
     if unknown:
-        raise FiguresError(f"unknown ward(s): {', '.join(unknown)} (known: {', '.join(KNOWN_WARDS)})")
+        raise FiguresError(
+            f"unknown ward(s): {', '.join(unknown)} (known: {', '.join(KNOWN_WARDS)})", "unknown_ward"
+        )
     return wards
 
 
@@ -170,9 +177,9 @@ def compute(
     now = now or datetime.now(UTC)
     until = until or now.astimezone(JST).date()
     if until < since:
-        raise FiguresError(f"until ({until}) is before since ({since})")
+        raise FiguresError(f"until ({until}) is before since ({since})", "until_before_since")
     if (until - since).days >= MAX_DAYS:
-        raise FiguresError(f"the period may be at most {MAX_DAYS} days")
+        raise FiguresError(f"the period may be at most {MAX_DAYS} days", "too_long")
     wards = check_wards(wards)
     start, end = _bounds(since, until)
     dialect = get_engine(db_url).dialect.name
@@ -344,7 +351,7 @@ def parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise FiguresError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        raise FiguresError(f"{text!r} is not a date (YYYY-MM-DD)", "bad_date") from None
 
 
 CSV_COLUMNS = (
