@@ -189,8 +189,14 @@ def compute(
     total = Row()
 
     def rows_for(day: str, ward: str) -> list[Row]:
-        cell = cells.setdefault((day, ward), Row(day=day, ward=ward))
-        return [cell, days.setdefault(day, Row(day=day)), per_ward.setdefault(ward, Row(ward=ward)), total]
+        """The rows a count adds to: its day × ward, its day, its ward and the totals."""
+        if (day, ward) not in cells:
+            cells[(day, ward)] = Row(day=day, ward=ward)
+            if day not in days:
+                days[day] = Row(day=day)
+            if ward not in per_ward:
+                per_ward[ward] = Row(ward=ward)
+        return [cells[(day, ward)], days[day], per_ward[ward], total]
 
     with session_scope(db_url) as session:
         e = AnswerEvent

@@ -379,6 +379,12 @@ def test_an_editor_sees_every_ward_with_charts(console):
     assert "幸区" in html and "中原区" in html and "空き家・草・放置" in html
     assert 'href="/staff/analytics"' in html  # in the navigation
     assert "/staff/analytics.csv?since=2026-11-23&amp;until=2026-12-07" in html
+    from test_staff_console import _FormsAndIds
+
+    parsed = _FormsAndIds()
+    parsed.feed(html)
+    assert len(parsed.ids) == len(set(parsed.ids)) and parsed.fields
+    assert all(inside or i in parsed.label_for for _tag, i, inside in parsed.fields)
     _no_personal_data(html)
 
 
