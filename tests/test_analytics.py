@@ -515,10 +515,9 @@ def test_the_analytics_page_in_chromium(browser, console_url):
     assert [r.find_element(By.TAG_NAME, "text").text for r in ward_rows] == ["幸区", "中原区", "不明"]
     main_text = browser.find_element(By.TAG_NAME, "main").text
     assert "11件" in main_text and "40%" in main_text  # questions, helpful rate
-    browser.set_window_size(1200, 2400)
+    browser.set_window_size(1200, 2400)  # the whole page on a desk's screen, then on a phone's
     try:
         browser.save_screenshot(str(ARTIFACTS / "staff-analytics.png"))
     finally:
-        browser.set_window_size(360, 740)
-    browser.set_window_size(360, 740)
+        browser.set_window_size(360, 740)  # the other tests' size
     browser.save_screenshot(str(ARTIFACTS / "staff-analytics-phone.png"))

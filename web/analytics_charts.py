@@ -42,7 +42,7 @@ def _label_every(count: int) -> int:
 
 
 def _breakdown(row: Row) -> str:
-    parts = [f"{OUTCOME_LABELS[o]} {n}" for o, n in row.outcomes.items() if n]
+    parts = [f"{OUTCOME_LABELS.get(o, o)} {n}" for o, n in row.outcomes.items() if n]
     return "、".join(parts) or "なし"
 
 
@@ -71,7 +71,7 @@ def questions_per_day(figures: Figures) -> dict:
                     "w": round(bar, 1),
                     "h": round(h, 1),
                     "cls": f"o-{outcome}",
-                    "title": f"{_short(d.day)} {OUTCOME_LABELS[outcome]} {n}件",
+                    "title": f"{_short(d.day)} {OUTCOME_LABELS.get(outcome, outcome)} {n}件",
                 }
             )
         bars.append(
@@ -145,7 +145,7 @@ def per_ward(figures: Figures) -> dict:
                     "w": round(width, 1),
                     "h": row_h - 8,
                     "cls": f"o-{outcome}",
-                    "title": f"{w.ward} {OUTCOME_LABELS[outcome]} {n}件",
+                    "title": f"{w.ward} {OUTCOME_LABELS.get(outcome, outcome)} {n}件",
                 }
             )
             x += width
