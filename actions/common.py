@@ -19,7 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import runtime
 from bot.answering.composer import HANDOFF_BUTTON, Answer, ward_buttons
 from bot.answering.concierge import Concierge
-from bot.business_hours import JST, when_staff_answer
+from bot.business_hours import JST, schedules_for, when_staff_answer
 from bot.escalation import StorageUnavailable
 from bot.knowledge import WARDS
 from bot.knowledge.model import SensitiveTopic
@@ -140,8 +140,8 @@ def hand_off(
         ticket_id = None
     limiter.opened(sender, address)
     office = concierge.kb.ward_office(ward)
-    hour_ids = (counter.hour_ids if counter else ()) or (office.hour_ids if office else ())
-    schedules = [concierge.kb.schedules[h] for h in hour_ids if h in concierge.kb.schedules]
+    # the same schedules the staff's "answered within the promise" figure uses for this ticket
+    schedules = schedules_for(concierge.kb, ward, counter.id if counter else None)
     when = when_staff_answer(schedules, datetime.now(JST))
     hours = "／".join(s.text for s in schedules)
     card = Answer(text="", ward=ward, counter=department if counter else None, handoff=True)

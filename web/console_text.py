@@ -25,6 +25,12 @@ FIELD = {
     "answer": "回答",
 }
 # ja('status', 'new') in a template → 未対応
+FIGURES_PROBLEM = {
+    "bad_date": "日付は 2026-12-01 の形で入力してください。",
+    "until_before_since": "終わりの日が始めの日より前になっています。",
+    "too_long": "期間は2年以内で指定してください。",
+    "unknown_ward": "その区はありません。",
+}
 WORDS = {
     "status": TICKET_STATUS,
     "issue_status": ISSUE_STATUS,

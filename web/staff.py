@@ -375,6 +375,89 @@ def issue_draft(issue_id: int):
     return redirect(url_for("staff.issue", issue_id=issue_id))
 
 
+def _analytics_request():
+    """(figures, filter values, error) for the period and ward in the query string. Ward staff get
+    their own wards only: another ward in the URL is a 404, as another ward's ticket is."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.analytics_figures import FiguresError, compute, parse_day
+    from bot.business_hours import JST
+    from bot.knowledge import KnowledgeError
+
+    today = _now().astimezone(JST).date()
+    since_text = request.args.get("since") or (today - timedelta(days=30)).isoformat()
+    until_text = request.args.get("until") or today.isoformat()
+    ward = request.args.get("ward") or None
+    wards = _visible_wards()
+    if ward and ward not in wards:
+        abort(404)
+    chosen = [ward] if ward else (None if current_user.role != "ward_staff" else list(wards))
+    form = {"since": since_text, "until": until_text, "ward": ward or ""}
+    try:
+        kb = _console().knowledge()
+    except KnowledgeError:
+        kb = None  # the promise share needs the opening hours; the rest does not
+    try:
+        since, until = parse_day(since_text), parse_day(until_text)
+        figures = compute(_settings().database_url, since, until, chosen, kb, now=_now())
+    except FiguresError as err:
+        return None, form, console_text.FIGURES_PROBLEM.get(err.code, str(err)), 400
+    except SQLAlchemyError:
+        return None, form, "データベースに接続できません。しばらくしてからもう一度お試しください。", 503
+    return figures, form, None, 200
+
+
+def _visible_wards() -> tuple[str, ...]:
+    from bot.regional_issues import UNKNOWN_WARD
+
+    return (*WARDS, UNKNOWN_WARD) if current_user.role != "ward_staff" else tuple(current_user.wards)
+
+
+@bp.get("/analytics")
+@login_required
+def analytics():
+    from web import analytics_charts as charts
+
+    figures, form, problem, status = _analytics_request()
+    chart = None
+    if figures is not None:
+        chart = {"days": charts.questions_per_day(figures), "helpful": charts.helpful_per_day(figures),
+                 "wards": charts.per_ward(figures), "legend": charts.legend()}  # fmt: skip
+    page = render_template(
+        "staff/analytics.html", f=figures, form=form, problem=problem, chart=chart, wards=_visible_wards(),
+        outcome_labels=charts.OUTCOME_LABELS, all_wards=current_user.role != "ward_staff",
+    )  # fmt: skip
+    return page, status
+
+
+@bp.get("/analytics.csv")
+@login_required
+def analytics_csv():
+    import csv
+    import io
+
+    from bot.analytics_figures import CSV_COLUMNS, csv_rows
+
+    figures, _form, problem, status = _analytics_request()
+    if figures is None:
+        return Response(f"{problem}\n", status=status, mimetype="text/plain")
+    out = io.StringIO()
+    out.write("\ufeff")  # Excel opens UTF-8 as such only with the BOM
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(csv_rows(figures))
+    wards = ",".join(figures.ward_filter) if figures.ward_filter else "all"
+    _audit(
+        "analytics-export", f"wards:{wards}", f"{figures.since}..{figures.until}, {len(figures.cells)} rows"
+    )
+    name = f"concierge-figures-{figures.since}-{figures.until}.csv"
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 @bp.get("/knowledge")
 @role_required("editor", "admin")
 def knowledge():
