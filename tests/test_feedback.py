@@ -330,8 +330,18 @@ def _old_event(settings: Settings, sender: str, days_ago: float) -> None:
         )  # fmt: skip
 
 
-def test_erasing_a_conversation_deletes_its_answer_events_only(tmp_path):
-    settings = Settings(var_dir=tmp_path / "var")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, pg_databases):
+    """Settings on SQLite, or on a fresh PostgreSQL database (the deployment's)."""
+    if request.param == "sqlite":
+        yield Settings(var_dir=tmp_path / "var")
+        return
+    with pg_databases("feedback") as url:
+        yield Settings(var_dir=tmp_path / "var", db_url=url.replace("postgresql://", "postgresql+psycopg://"))
+
+
+def test_erasing_a_conversation_deletes_its_answer_events_only(store):
+    settings = store
     _old_event(settings, "web-leaving", 1)
     _old_event(settings, "web-leaving", 2)
     _old_event(settings, "web-staying", 1)
@@ -341,8 +351,8 @@ def test_erasing_a_conversation_deletes_its_answer_events_only(tmp_path):
     assert erase_conversation(settings, "web-leaving")["answer_events"] == 0
 
 
-def test_the_purge_unlinks_old_answer_events_and_keeps_the_counts(tmp_path):
-    settings = Settings(var_dir=tmp_path / "var")
+def test_the_purge_unlinks_old_answer_events_and_keeps_the_counts(store):
+    settings = store
     _old_event(settings, "web-old", settings.retention_conversations_days + 1)
     _old_event(settings, "web-recent", 1)
     assert purge(settings, dry_run=True)["answer_conversation_keys"] == 1
