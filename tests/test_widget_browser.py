@@ -245,7 +245,11 @@ def test_no_under_an_answer_leads_to_other_topics_and_a_person(browser, web_url,
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     _fresh_widget(browser, web_url)
     wait = WebDriverWait(browser, 30)
+    _ask(browser, "国保に入りたい")
+    earlier = _bot_messages(browser)[-1].find_elements(By.CSS_SELECTOR, "button.kc-rate")
+    assert len(earlier) == 2 and all(b.is_enabled() for b in earlier)
     _ask(browser, "住民票の写しがほしい")
+    assert not any(b.is_enabled() for b in earlier)  # a rating is for the latest answer only
     answer = _bot_messages(browser)[-1]
     group = answer.find_element(By.CSS_SELECTOR, ".kc-feedback")
     assert group.get_attribute("role") == "group" and "解決しましたか？" in group.text
@@ -268,8 +272,10 @@ def test_no_under_an_answer_leads_to_other_topics_and_a_person(browser, web_url,
     sender = "web-" + _stored(browser)["sender"]
     key = conversation_key(sender, analytics_key(stack_settings))
     with session_scope(stack_settings.database_url) as session:
-        rated = session.scalars(select(AnswerEvent).where(AnswerEvent.conversation == key)).all()
-    assert [e.helpful for e in rated] == [False] and rated[0].channel == "widget"
+        mine = select(AnswerEvent).where(AnswerEvent.conversation == key).order_by(AnswerEvent.id)
+        rated = session.scalars(mine).all()
+    assert [e.helpful for e in rated] == [None, False] and rated[1].channel == "widget"
+    assert "住民票" in rated[1].topic
     browser.refresh()  # the rating is remembered with the history: no second click
     _open_panel(browser)
     stored = browser.find_elements(By.CSS_SELECTOR, ".kc-rate")
