@@ -23,6 +23,7 @@ from bot.business_hours import JST, schedules_for, when_staff_answer
 from bot.escalation import StorageUnavailable
 from bot.knowledge import WARDS
 from bot.knowledge.model import SensitiveTopic
+from bot.payloads import OFFERS
 from bot.phrases import bilingual
 from bot.wording import DEFAULT_LANGUAGE, LANGUAGES, say
 
@@ -66,8 +67,41 @@ def resident_language(tracker: Tracker) -> str:
     return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 
-def send(dispatcher: CollectingDispatcher, answer: Answer) -> None:
-    dispatcher.utter_message(text=answer.text, buttons=answer.buttons or None, json_message=answer.payload())
+def send(dispatcher: CollectingDispatcher, answer: Answer, feedback: bool = False) -> None:
+    """The answer's text, quick replies and card; with `feedback`, 「解決しましたか？」 too."""
+    payload = answer.payload()
+    if feedback:
+        payload["feedback"] = feedback_offer(answer.lang)
+    dispatcher.utter_message(text=answer.text, buttons=answer.buttons or None, json_message=payload)
+
+
+def feedback_offer(lang: str) -> dict[str, Any]:
+    """「解決しましたか？」 with はい / いいえ, apart from the answer's quick replies (REST `custom`):
+    the widget shows it under that answer, LINE adds it to the quick replies (bot/line_messaging.py)."""
+    offer = OFFERS["feedback"]
+    return {
+        "question": say("utter_feedback_question", lang),
+        "buttons": [
+            {"title": say("utter_feedback_yes", lang), "payload": offer.payload(helpful=True)},
+            {"title": say("utter_feedback_no", lang), "payload": offer.payload(helpful=False)},
+        ],
+    }
+
+
+def record_outcome(
+    concierge: Concierge,
+    tracker: Tracker,
+    ward: str | None,
+    outcome: str,
+    entry: str | None = None,
+    topic: str | None = None,
+) -> None:
+    """One AnswerEvent for this reply (bot/analytics.py); a failure must not silence the bot."""
+    try:
+        channel = tracker.get_latest_input_channel()
+        concierge.answers.record(tracker.sender_id, ward, channel, outcome, entry, topic)
+    except Exception:
+        log.exception("could not record the outcome of a reply")  # no sender id in logs
 
 
 def intent_of(tracker: Tracker) -> str | None:
@@ -139,6 +173,7 @@ def hand_off(
     except StorageUnavailable:  # kept in the spool: staff get it as soon as the database is back
         ticket_id = None
     limiter.opened(sender, address)
+    record_outcome(concierge, tracker, ward, "handoff")
     office = concierge.kb.ward_office(ward)
     # the same schedules the staff's "answered within the promise" figure uses for this ticket
     schedules = schedules_for(concierge.kb, ward, counter.id if counter else None)

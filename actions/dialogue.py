@@ -19,12 +19,13 @@ from actions.common import (
     hand_off,
     intent_of,
     offer_handoff,
+    record_outcome,
     resident_language,
     resident_ward,
     send,
     sensitive_answer,
 )
-from bot.answering.composer import OTHER_WARD_PAYLOAD, ward_buttons
+from bot.answering.composer import OTHER_WARD_PAYLOAD, Answer, ward_buttons
 from bot.answering.concierge import Concierge
 from bot.wording import say
 
@@ -91,9 +92,11 @@ def respond(concierge: Concierge, dispatcher: CollectingDispatcher, tracker: Tra
         assert topic is not None
         answer = sensitive_answer(topic, resident_language(tracker))
         send(dispatcher, answer)
+        record_outcome(concierge, tracker, ward, "sensitive", f"sensitive:{topic.id}", topic.label)
         return [SlotSet("ward", ward), SlotSet("last_counter", answer.counter_id)]
     if step is Step.OUT_OF_SCOPE:
         dispatcher.utter_message(response="utter_out_of_scope")
+        record_outcome(concierge, tracker, ward, "out_of_scope")
         return []
     return answer_question(concierge, dispatcher, tracker, text, ward)
 
@@ -109,8 +112,9 @@ def set_ward(
         ]
     pending = tracker.get_slot("last_question")
     if pending:
-        send(dispatcher, concierge.answer(pending, ward))
-        return [SlotSet("ward", ward), SlotSet("last_question", None)]
+        answer = concierge.answer(pending, ward)
+        events = answered(concierge, dispatcher, tracker, pending, ward, answer)
+        return [SlotSet("ward", ward), SlotSet("last_question", None), *events]
     office = concierge.kb.ward_office(ward)
     lang = resident_language(tracker)
     if office:
@@ -127,19 +131,42 @@ def answer_question(
     """An answer from the index; a miss is recorded, and repeated misses offer a person."""
     answer = concierge.answer(text, ward, intent_of(tracker))
     if not answer.unresolved:
-        send(dispatcher, answer)
         return [
             SlotSet("ward", ward),
             SlotSet("last_question", text),
             SlotSet("last_counter", answer.counter_id),
             SlotSet("misses", 0),
+            *answered(concierge, dispatcher, tracker, text, ward, answer),
         ]
     record_unresolved(concierge, tracker, text, ward, answer.confidence)
     misses = int(tracker.get_slot("misses") or 0) + 1
     if misses >= concierge.settings.misses_before_handoff:
         answer = offer_handoff(answer, answer.lang)
     send(dispatcher, answer)
+    record_outcome(concierge, tracker, ward, "not_sure")
     return [SlotSet("ward", ward), SlotSet("last_question", None), SlotSet("misses", misses)]
+
+
+def answered(
+    concierge: Concierge,
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    question: str,
+    ward: str | None,
+    answer: Answer,
+) -> list[EventType]:
+    """Send an answer and record what came of it. An answer from an entry asks 「解決しましたか？」,
+    and the dialogue remembers the question and the entry that rating is about."""
+    if answer.unresolved:  # the pending question of set_ward may find nothing either
+        send(dispatcher, answer)
+        record_outcome(concierge, tracker, ward, "not_sure")
+        return []
+    send(dispatcher, answer, feedback=answer.entry is not None)
+    topic = concierge.title_of(answer.entry) if answer.entry else None
+    record_outcome(concierge, tracker, answer.ward or ward, "answered", answer.entry, topic)
+    if answer.entry is None:  # e.g. the offices' hours: nothing to rate
+        return []
+    return [SlotSet("answered_question", question), SlotSet("answered_entry", answer.entry)]
 
 
 def record_unresolved(

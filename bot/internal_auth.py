@@ -63,10 +63,21 @@ def actions_token(settings: Settings) -> str:
     return _secret(settings, "actions_token")
 
 
+def analytics_key(settings: Settings) -> str:
+    """The key of the conversation hash in the answer figures (bot/analytics.py): with it the
+    web process finds a conversation's rows to erase; without it a sender id cannot be tried
+    against the table."""
+    return _secret(settings, "analytics_key")
+
+
 def with_internal_secrets(settings: Settings) -> Settings:
-    """These settings with both tokens filled in, for the processes a supervisor starts (they
-    get them through their environment, not from the files)."""
-    return settings.replace(rasa_token=rasa_token(settings), actions_token=actions_token(settings))
+    """These settings with the tokens and the analytics key filled in, for the processes a
+    supervisor starts (they get them through their environment, not from the files)."""
+    return settings.replace(
+        rasa_token=rasa_token(settings),
+        actions_token=actions_token(settings),
+        analytics_key=analytics_key(settings),
+    )
 
 
 def address_key(settings: Settings) -> bytes:

@@ -107,21 +107,32 @@ def office_card(card: dict) -> FlexMessage:
 
 
 def to_line_messages(rasa_messages: list[dict]) -> list:
-    """Rasa REST output → at most 5 LINE messages; quick replies ride on the last one."""
+    """Rasa REST output → at most 5 LINE messages; quick replies ride on the last one. An answer's
+    「解決しましたか？」 (custom `feedback`) is the last message, its はい / いいえ the last quick replies."""
     texts: list[str] = []
     buttons: list[dict] = []
     cards: list[dict] = []
+    feedback: dict | None = None
     for m in rasa_messages:
         if m.get("text"):
             texts.extend(_split(m["text"]))
         buttons = m.get("buttons") or buttons
-        if isinstance(m.get("custom"), dict) and m["custom"].get("card"):
-            cards.append(m["custom"]["card"])
+        custom = m.get("custom")
+        if isinstance(custom, dict) and custom.get("card"):
+            cards.append(custom["card"])
+        if isinstance(custom, dict) and isinstance(custom.get("feedback"), dict):
+            feedback = custom["feedback"]
     messages: list = [TextMessage(text=t) for t in texts]
     messages += [office_card(c) for c in cards]
-    if len(messages) > MAX_MESSAGES:  # keep the card: it carries where to go
+    asked = feedback.get("question") if feedback else None
+    room = MAX_MESSAGES - (1 if asked else 0)
+    if len(messages) > room:  # keep the card: it carries where to go
         keep_cards = messages[-len(cards) :] if cards else []
-        messages = messages[: MAX_MESSAGES - len(keep_cards)] + keep_cards
+        messages = messages[: room - len(keep_cards)] + keep_cards
+    if asked and messages:
+        messages.append(TextMessage(text=str(asked)[:MAX_TEXT]))
+    rating = list(feedback.get("buttons") or [])[:2] if feedback and messages else []
+    buttons = buttons[: MAX_QUICK_REPLIES - len(rating)] + rating
     if buttons and messages:
         items = [
             QuickReplyItem(

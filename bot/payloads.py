@@ -9,8 +9,9 @@ anything else is text, masked like any text and `neutralised` so that Rasa's NLU
 
 Where the bot offers payloads: ward and hand-off buttons (bot/answering/composer.py, built from
 the declarations below), the widget's starters (web/static/widget.js), LINE postbacks of those
-buttons and LINE's follow event (bot/line_messaging.py, web/line.py). A new one — feedback
-`/feedback{"helpful": true}`, bookings `/book{...}` — is one more `Offer(...)` in OFFERS.
+buttons and LINE's follow event (bot/line_messaging.py, web/line.py), the feedback buttons under an
+answer (`/feedback{"helpful": true}`, actions/common.py). A new one — bookings `/book{...}` — is
+one more `Offer(...)` in OFFERS.
 
 Runs in both environments (the Rasa server's has pydantic 1, so nothing from bot.knowledge here).
 """
@@ -112,6 +113,9 @@ OFFERS: dict[str, Offer] = _declare(
     Offer("request_human"),  # 「担当者と話したい」 buttons and the widget's starter
     # ward buttons and starters; bare, 「別の区」 (the bot asks which)
     Offer("inform_ward", {"ward": Entity(one_of(WARDS))}),
+    # 「解決しましたか？」 under an answer: はい / いいえ (actions/feedback.py), a JSON boolean only
+    Offer("feedback", {"helpful": Entity(boolean, required=True)}),
+    Offer("rephrase"),  # 「言い換えて質問する」 after 「いいえ」
 )
 
 _NO_IDS = KnowledgeIds(None)

@@ -11,6 +11,9 @@ docs/privacy.md):
   tickets are never purged.
 - unresolved questions (by `created_at`); the regional issues keep their counts and labels.
 - the audit log (by `at`); the purge itself is recorded there afterwards, counts only.
+- answer events (bot/analytics.py): their conversation key is cleared once the conversations'
+  period has passed (by `at`); the rows stay, for the figures, linked to no one. A resident's
+  erasure deletes their conversation's rows at once.
 - log files under var/logs/ (by modification time).
 
 Rasa keeps no conversation in memory between messages with the SQL tracker store, so rows
@@ -27,19 +30,28 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, column, create_engine, delete, func, inspect, select, table
+from sqlalchemy import Engine, column, create_engine, delete, func, inspect, select, table, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot.analytics import conversation_key
+from bot.internal_auth import analytics_key
 from bot.japanese import nfkc
 from bot.settings import Settings
 from bot.storage.db import session_scope
-from bot.storage.models import AuditEntry, Ticket, TicketMessage, UnresolvedQuestion
+from bot.storage.models import AnswerEvent, AuditEntry, Ticket, TicketMessage, UnresolvedQuestion
 
 log = logging.getLogger(__name__)
 
-KINDS = ("conversations", "closed_tickets", "unresolved_questions", "audit_log", "log_files")
+KINDS = (
+    "conversations",
+    "closed_tickets",
+    "unresolved_questions",
+    "audit_log",
+    "log_files",
+    "answer_conversation_keys",  # cleared on answer events (the rows stay), by the conversations' period
+)
 
 # Rasa 3.6's SQLTrackerStore.SQLEvent, only the columns the purge reads (rasa/core/tracker_store.py)
 EVENTS = table("events", column("sender_id"), column("timestamp"))
@@ -74,6 +86,7 @@ def _periods(settings: Settings, older_than_days: int | None) -> dict[str, int]:
         "unresolved_questions": settings.retention_unresolved_days,
         "audit_log": settings.retention_audit_days,
         "log_files": settings.retention_logs_days,
+        "answer_conversation_keys": settings.retention_conversations_days,
     }
 
 
@@ -144,6 +157,9 @@ def purge(settings: Settings, older_than_days: int | None = None, dry_run: bool 
             counts["closed_tickets"] = len(ticket_ids)
             counts["unresolved_questions"] = session.scalar(select(func.count()).where(questions)) or 0
             counts["audit_log"] = session.scalar(select(func.count()).where(audit)) or 0
+            answer_cutoff = cutoff["answer_conversation_keys"]
+            linked = (AnswerEvent.at < answer_cutoff) & AnswerEvent.conversation.is_not(None)
+            counts["answer_conversation_keys"] = session.scalar(select(func.count()).where(linked)) or 0
             if not dry_run:
                 for start in range(0, len(ticket_ids), 500):
                     chunk = ticket_ids[start : start + 500]
@@ -152,6 +168,7 @@ def purge(settings: Settings, older_than_days: int | None = None, dry_run: bool 
                     session.execute(delete(Ticket).where(Ticket.id.in_(chunk)))
                 session.execute(delete(UnresolvedQuestion).where(questions))
                 session.execute(delete(AuditEntry).where(audit))
+                session.execute(update(AnswerEvent).where(linked).values(conversation=None))
             keep = _open_ticket_senders(session)
     except SQLAlchemyError as err:
         raise RetentionError(f"concierge database: {type(err).__name__}") from err
@@ -171,15 +188,18 @@ def purge(settings: Settings, older_than_days: int | None = None, dry_run: bool 
 
 def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
     """A resident's own erasure: every tracker event of `sender_id` (the tracker's sender id,
-    e.g. `web-…` for the widget) and their closed tickets with transcripts. An open hand-off
-    ticket stays with the staff handling it (a report of abuse must still be acted on); it is
-    counted in `open_tickets_kept` and purged like any closed ticket later.
+    e.g. `web-…` for the widget), their closed tickets with transcripts, and the answer events
+    of that conversation (found by its key). An open hand-off ticket stays with the staff
+    handling it (a report of abuse must still be acted on); it is counted in `open_tickets_kept`
+    and purged like any closed ticket later.
 
-    Returns counts: tracker_events, closed_tickets, open_tickets_kept."""
+    Returns counts: tracker_events, closed_tickets, open_tickets_kept, answer_events."""
     if not sender_id:
         raise ValueError("sender_id is required")
+    key = conversation_key(sender_id, analytics_key(settings))
     try:
         with session_scope(settings.database_url) as session:
+            answers = session.execute(delete(AnswerEvent).where(AnswerEvent.conversation == key)).rowcount
             mine = select(Ticket.id, Ticket.status).where(Ticket.sender == sender_id)
             rows = session.execute(mine).all()
             closed = [tid for tid, status in rows if status == "closed"]
@@ -195,4 +215,9 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
     # a count only: the sender id is the key to the conversation and stays out of the logs
     log.info("erased a conversation: %d events, %d closed tickets", events, len(closed))
     kept = len(rows) - len(closed)
-    return {"tracker_events": events, "closed_tickets": len(closed), "open_tickets_kept": kept}
+    return {
+        "tracker_events": events,
+        "closed_tickets": len(closed),
+        "open_tickets_kept": kept,
+        "answer_events": answers or 0,
+    }

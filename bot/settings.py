@@ -190,6 +190,13 @@ class Settings(BaseSettings):
     # once under var/secrets/ (mode 0600; bot/internal_auth.py).
     rasa_token: SecretStr = env("CONCIERGE_RASA_TOKEN", SecretStr(""))
     actions_token: SecretStr = env("CONCIERGE_ACTIONS_TOKEN", SecretStr(""))
+    # The key of the conversation hash in the answer figures (bot/analytics.py): the web process
+    # that erases a conversation must hash it as the action server did, so a cluster's nodes share
+    # it. Empty = one generated once under var/secrets/ like the tokens.
+    analytics_key: SecretStr = env("CONCIERGE_ANALYTICS_KEY", SecretStr(""))
+    # 「解決しましたか？」 rates the conversation's latest answer if it came at most this long ago:
+    # a tap on an old answer's button days later is not about the answer it shows.
+    feedback_window_minutes: float = env("CONCIERGE_FEEDBACK_WINDOW_MINUTES", 60.0, gt=0)
     # A console session ends after this many minutes without a request, and this many hours after
     # the login whatever happens (checked on the server: bot/console/accounts.py).
     staff_idle_minutes: float = env("CONCIERGE_STAFF_IDLE_MINUTES", 30)

