@@ -4,7 +4,10 @@ replies, and the REST channel of a running stack end to end."""
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +31,7 @@ from bot.retention import erase_conversation, purge
 from bot.retrieval.documents import documents_from
 from bot.retrieval.encoders import make_encoder
 from bot.retrieval.index import build_index
-from bot.settings import Settings
+from bot.settings import ROOT, Settings
 from bot.storage.db import session_scope
 from bot.storage.models import AnswerEvent, UnresolvedQuestion
 from bot.wording import say
@@ -412,6 +415,16 @@ def test_line_replies_without_a_rating_are_as_before():
 # --- end to end: the REST channel of the running stack ---
 
 
+def _stats_json(settings) -> dict:
+    """`concierge stats --json` as staff run it, against the stack's database."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "stats", "--json"],
+        env=settings.child_env(PYTHONPATH=str(ROOT)), cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def test_a_question_then_no_through_the_rest_channel_is_rated_and_recorded(stack):
     from bot.rasa_client import RasaClient
 
@@ -425,6 +438,7 @@ def test_a_question_then_no_through_the_rest_channel_is_rated_and_recorded(stack
     key = conversation_key(sender, analytics_key(settings))
     with session_scope(settings.database_url) as session:
         questions_before = session.query(UnresolvedQuestion).filter_by(text="住民票の写しがほしい").count()
+    figures_before = _stats_json(settings)
     reply = client.send(sender, NO)
     buttons = [b for m in reply for b in m.get("buttons") or []]
     assert HANDOFF_BUTTON in buttons and {"title": "言い換えて質問する", "payload": "/rephrase"} in buttons
@@ -435,6 +449,12 @@ def test_a_question_then_no_through_the_rest_channel_is_rated_and_recorded(stack
         assert event.ward == "中原区" and "住民票" in (event.topic or "")
         questions = session.query(UnresolvedQuestion).filter_by(text="住民票の写しがほしい").count()
     assert questions == questions_before + 1
+    # what staff see: `concierge stats --json` counts the rating (other tests share the database)
+    figures = _stats_json(settings)
+    assert figures["rated"] == figures_before["rated"] + 1
+    assert figures["helpful"] == figures_before["helpful"]
+    assert figures["helpful_rate"] == pytest.approx(figures["helpful"] / figures["rated"], abs=1e-3)
+    assert figures["questions"] >= figures_before["questions"] and "answered_rate" in figures
     rephrase = client.send(sender, "/rephrase")
     assert rephrase and rephrase[0]["text"] == say("utter_rephrase")
 
