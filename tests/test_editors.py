@@ -278,6 +278,8 @@ def test_faq_from_a_regional_issue_is_a_masked_draft_in_the_review_queue(loop):
     ito = _client(app, "ito")
     resp = ito.post(f"/staff/issues/{issue_id}/draft", data={"draft-csrf_token": ito.token})
     draft_id = _draft_id(resp)
+    again = ito.post(f"/staff/issues/{issue_id}/draft", data={"draft-csrf_token": ito.token})
+    assert _draft_id(again) == draft_id  # pressed twice: one draft
     draft = app.extensions["console"].editors.get(draft_id)
     assert draft["fields"]["id"] == f"regional-issue-{issue_id}" and draft["fields"]["review"] == "on"
     assert draft["fields"]["questions"] == "マンホールの模様は [電話番号]"

@@ -179,7 +179,7 @@ class ActionForm(FlaskForm):
 class RejectForm(FlaskForm):
     comment = TextAreaField(
         "差し戻す理由（作者に表示されます）", validators=[DataRequired(), Length(max=2000)]
-    )  # noqa: E501
+    )
 
 
 class StatusForm(FlaskForm):

@@ -274,6 +274,13 @@ class EditorsLoop:
             issue = session.get(RegionalIssue, issue_id)
             if issue is None:
                 raise KeyError(issue_id)
+            waiting = session.scalars(
+                select(KnowledgeDraft).where(
+                    KnowledgeDraft.issue_id == issue_id, KnowledgeDraft.status != "published"
+                )
+            ).first()
+            if waiting is not None:  # pressed twice: the draft already made
+                return _draft_dict(waiting)
             questions = list(dict.fromkeys(mask(q.text) for q in issue.questions))[:10]
         fields = {
             **empty_fields("faq"),

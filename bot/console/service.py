@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from bot.console.drafts import EditorsLoop
 from bot.escalation import Delivery, Escalations
 from bot.knowledge import KnowledgeBase, load_knowledge
-from bot.console.drafts import EditorsLoop
 from bot.regional_issues import RegionalIssues
 from bot.retrieval.rebuild_jobs import pending_rebuild
 from bot.settings import Settings
