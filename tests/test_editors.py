@@ -375,3 +375,24 @@ def test_migration_0006_goes_down_and_up_again(tmp_path):
     assert {"knowledge_drafts", "knowledge_revisions"} <= set(tables)
     with session_scope(db_url) as session:
         session.add(KnowledgeDraft(kind="faq", entry_id=None, base="", fields="{}", author="ito"))
+
+
+def test_a_publish_in_a_file_ruamel_would_reformat_changes_only_the_entrys_lines(loop):
+    """services.yml does not survive a whole-file ruamel round trip unchanged (nested lists are
+    indented): a publish rewrites the entry's lines only, and its rollback gives the bytes back."""
+    app, settings = loop
+    editors = app.extensions["console"].editors
+    services = settings.knowledge_dir / "services.yml"
+    original = services.read_bytes()
+    fields = read_fields(settings.knowledge_dir, "service", "juminhyo")
+    fields["questions"] += "\n住民票を郵送で取りたい"
+    draft, result = editors.save("service", "juminhyo", fields, "ito")
+    assert not result.problems
+    editors.submit(draft["id"], "ito")
+    published = editors.approve(draft["id"], "sato")
+    old, new = original.decode().splitlines(), services.read_text(encoding="utf-8").splitlines()
+    assert len(new) == len(old) + 1
+    added = [line for line in new if line not in old]
+    assert added == ["    - 住民票を郵送で取りたい"]  # indented like its neighbours
+    editors.rollback(published["id"], "ito")
+    assert services.read_bytes() == original

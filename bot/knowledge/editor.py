@@ -262,7 +262,8 @@ def _apply(
             old = item.get(name)
             if lines and old is not None and [str(v) for v in old] == lines:
                 continue
-            seq = CommentedSeq([_scalar(line) for line in lines])
+            kept = {str(v): v for v in old or []}  # unchanged items keep their quotes
+            seq = CommentedSeq([kept.get(line, _scalar(line)) for line in lines])
             if isinstance(old, CommentedSeq) and old.fa.flow_style():
                 seq.fa.set_flow_style()
             _set(item, name, seq if lines else None)
