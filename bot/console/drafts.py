@@ -9,9 +9,11 @@ Knowledge is public text; drafts from regional issues hold the issue's questions
 
 from __future__ import annotations
 
+import fcntl
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -37,10 +39,20 @@ from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import AnswerEvent, KnowledgeDraft, KnowledgeRevision, RegionalIssue
 
-# One publish at a time in this process: the check that the entry is still as drafted and the
-# write that follows it must not interleave with another's (the console runs one web process
-# per node; docs/deploy.md).
+# One publish at a time: the check that the entry is still as drafted and the write that follows
+# must not interleave with another's, in this process (threads) or another (gunicorn's workers).
 _publishing = threading.Lock()
+
+
+@contextmanager
+def _one_publish(settings: Settings) -> Iterator[None]:
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    with _publishing, open(settings.var_dir / "knowledge-publish.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DraftError(Exception):
@@ -205,7 +217,7 @@ class EditorsLoop:
 
     def approve(self, draft_id: int, by: str) -> dict:
         """A second person approves: the entry is published, its revision kept, the index rebuilt."""
-        with _publishing, session_scope(self.db) as session:
+        with _one_publish(self.settings), session_scope(self.db) as session:
             draft = self._load(session, draft_id)
             if draft.author == by:
                 raise DraftError("自分で書いた下書きは承認できません。ほかの編集者か管理者が承認します。")
@@ -319,7 +331,7 @@ class EditorsLoop:
     def rollback(self, revision_id: int, by: str) -> dict:
         """Write the entry's text from before this revision back, as a new revision. Only the
         entry's latest change can be undone (an earlier one would drop the changes after it)."""
-        with _publishing, session_scope(self.db) as session:
+        with _one_publish(self.settings), session_scope(self.db) as session:
             undone = session.get(KnowledgeRevision, revision_id)
             if undone is None:
                 raise KeyError(revision_id)
