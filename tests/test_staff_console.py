@@ -252,8 +252,9 @@ def _wide_screenshot(browser, name: str) -> None:
     browser.set_window_size(360, 740)
 
 
-def _bot_says(stack, question: str, wanted, seconds: float = 150) -> str:
-    """Ask until the answer satisfies `wanted`: the worker rebuilds, the action server swaps in."""
+def _bot_says(stack, question: str, wanted, seconds: float = 300) -> str:
+    """Ask until the answer satisfies `wanted`: the worker rebuilds, the action server swaps in
+    (two builds in a row, the publish's and the rollback's, on a busy machine: minutes)."""
     deadline, answer = time.monotonic() + seconds, ""
     while time.monotonic() < deadline:
         answer = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
