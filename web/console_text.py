@@ -4,6 +4,7 @@ Registered as Jinja filters by the staff blueprint."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -14,7 +15,15 @@ ISSUE_STATUS = {"new": "新規", "acknowledged": "確認済み", "answered": "FA
 CHANNEL = {"widget": "ウェブ", "line": "LINE", "rest": "API"}
 REASON = {"requested": "住民の希望", "not_helped": "回答で解決せず", "sensitive": "配慮が必要な相談"}
 ROLE = {"ward_staff": "区の職員", "editor": "編集者", "admin": "管理者"}
-KIND = {"service": "手続き", "faq": "よくある質問"}
+KIND = {
+    "service": "手続き",
+    "faq": "よくある質問",
+    "office": "庁舎・施設",
+    "counter": "窓口",
+    "hours": "受付時間",
+    "towns": "町名・駅名",
+}
+DRAFT_STATUS = {"draft": "下書き", "submitted": "審査待ち", "published": "公開済み", "rejected": "差し戻し"}
 FIELD = {
     "name": "名称",
     "aliases": "別名・言い換え",
@@ -23,6 +32,30 @@ FIELD = {
     "note": "補足",
     "source": "出典",
     "answer": "回答",
+    "id": "ID（英小文字・数字・-）",
+    "review": "要確認（review）",
+    "name_en": "名称（英語）",
+    "kind": "種類",
+    "ward": "区",
+    "wards": "担当する区",
+    "address": "住所",
+    "hours": "受付時間の ID",
+    "phone": "電話番号",
+    "status": "状態（open / closed）",
+    "closed": "閉鎖・休業",
+    "opened": "開設",
+    "note_source": "補足の出典",
+    "at": "置かれる庁舎の種類",
+    "section": "所属",
+    "handles": "担当する内容",
+    "text": "表示する文",
+    "text_en": "表示する文（英語）",
+    "days": "曜日（mon〜sun）",
+    "weeks": "第何週（YAML、例: [2, 4]）",
+    "open": "開始（例: 08:30）",
+    "close": "終了（例: 17:00）",
+    "ward_en": "区名（ローマ字）",
+    "towns": "町名・駅名（YAML）",
 }
 # ja('status', 'new') in a template → 未対応
 FIGURES_PROBLEM = {
@@ -39,6 +72,7 @@ WORDS = {
     "field": FIELD,
     "kind": KIND,
     "role": ROLE,
+    "draft_status": DRAFT_STATUS,
 }
 
 
@@ -85,3 +119,14 @@ def field_of(problem: str) -> str | None:
     if m := _MISSING.search(problem):
         return m.group(1)
     return "source" if _UNKNOWN_SOURCE.search(problem) else None
+
+
+def diff_rows(before: str, after: str) -> list[tuple[str, str]]:
+    """A unified diff of an entry's text as (class, line) rows for the console (added, removed,
+    unchanged, or the @@ line of a hunk); the template escapes the text."""
+    rows = []
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=3)
+    for line in list(lines)[2:]:  # not the ---/+++ file names
+        kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
+        rows.append((kind, line))
+    return rows

@@ -30,10 +30,11 @@ from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from bot.console.accounts import audit, audit_log, authenticate, end_session, resume_session, start_session
+from bot.console.drafts import DraftError
 from bot.console.service import ConsoleService
 from bot.escalation import TicketError
 from bot.knowledge import WARDS
-from bot.knowledge.editor import FIELDS, list_entries, read_fields
+from bot.knowledge.editor import FIELDS, NEW_KINDS, empty_fields, entry_text, list_entries, read_fields
 from bot.settings import Settings
 from bot.storage.models import ISSUE_STATUSES, TICKET_STATUSES
 from web import console_text
@@ -59,6 +60,11 @@ def _editor_problem(problem: str) -> str:
 @bp.app_template_filter("problem_field")
 def _problem_field(problem: str) -> str | None:
     return console_text.field_of(problem)
+
+
+@bp.app_template_filter("diff_rows")
+def _diff_rows(pair: tuple[str, str]) -> list[tuple[str, str]]:
+    return console_text.diff_rows(*pair)
 
 
 @bp.app_template_global("ja")
@@ -168,6 +174,12 @@ class CloseForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button with only a CSRF token (claim, FAQにする)."""
+
+
+class RejectForm(FlaskForm):
+    comment = TextAreaField(
+        "差し戻す理由（作者に表示されます）", validators=[DataRequired(), Length(max=2000)]
+    )
 
 
 class StatusForm(FlaskForm):
@@ -365,14 +377,18 @@ def issue(issue_id: int):
 
 
 @bp.post("/issues/<int:issue_id>/draft")
-@login_required
+@role_required("editor", "admin")
 def issue_draft(issue_id: int):
+    """「FAQにする」: a new FAQ draft in the review loop, prefilled with the issue's questions."""
     if not ActionForm(prefix="draft").validate_on_submit():
         abort(400)
-    path = _console().draft_from_issue(issue_id)
-    _audit("issue-draft", f"issue:{issue_id}", str(path.name))
-    flash(f"下書きを作成しました: knowledge/drafts/{path.name}（編集者が回答と出典を記入してください）")
-    return redirect(url_for("staff.issue", issue_id=issue_id))
+    try:
+        draft = _console().editors.from_issue(issue_id, current_user.name)
+    except KeyError:
+        abort(404)
+    _audit("issue-draft", f"issue:{issue_id}", f"draft:{draft['id']}")
+    flash("FAQの下書きを作成しました。回答と出典を記入して、審査に出してください。")
+    return redirect(url_for("staff.draft", draft_id=draft["id"]))
 
 
 def _analytics_request():
@@ -463,7 +479,46 @@ def analytics_csv():
 def knowledge():
     query = request.args.get("q", "")
     entries = list_entries(_console().knowledge(), query)
-    return render_template("staff/knowledge.html", entries=entries, q=query)
+    return render_template("staff/knowledge.html", entries=entries, q=query, new_kinds=NEW_KINDS)
+
+
+def _form_fields(kind: str, new: bool) -> dict[str, str]:
+    names = [*(("id",) if new else ()), *FIELDS[kind]]
+    return {name: request.form.get(name, "") for name in names}
+
+
+def _entry_page(kind: str, entry_id: str | None, fields: dict[str, str], result=None, status: int = 200):
+    return (
+        render_template(
+            "staff/entry.html",
+            kind=kind,
+            entry_id=entry_id,
+            fields=fields,
+            lists=FIELDS[kind],
+            form=ActionForm(),
+            result=result,
+            draft=None,
+        ),
+        status,
+    )
+
+
+def _save_draft(kind: str, entry_id: str | None, draft_id: int | None = None):
+    """Preview, or save as a draft (never the live file) and show the draft."""
+    editors = _console().editors
+    fields = _form_fields(kind, entry_id is None)
+    if request.form.get("do") != "save":
+        return _entry_page(kind, entry_id, fields, editors.check(kind, entry_id, fields))
+    try:
+        draft, result = editors.save(kind, entry_id, fields, current_user.name, draft_id=draft_id)
+    except DraftError as err:
+        flash(str(err))
+        return _entry_page(kind, entry_id, fields, status=409)
+    if result.problems:
+        flash("下書きを保存しました。直すところがあります（審査に出す前に直してください）。")
+    else:
+        flash("下書きを保存しました。内容を確かめて「審査に出す」を押してください。")
+    return redirect(url_for("staff.draft", draft_id=draft["id"]))
 
 
 @bp.route("/knowledge/<kind>/<entry_id>", methods=["GET", "POST"])
@@ -471,31 +526,159 @@ def knowledge():
 def knowledge_entry(kind: str, entry_id: str):
     if kind not in FIELDS:
         abort(404)
-    settings = _settings()
     try:
-        fields = read_fields(settings.knowledge_dir, kind, entry_id)
+        fields = read_fields(_settings().knowledge_dir, kind, entry_id)
     except KeyError:
         abort(404)
-    form = ActionForm()
-    result = None
+    mine = _console().editors.open_draft_of(kind, entry_id, current_user.name)
     if request.method == "POST":
-        if not form.validate_on_submit():
+        if not ActionForm().validate_on_submit():
             abort(400)
-        fields = {name: request.form.get(name, "") for name in FIELDS[kind]}
-        save = request.form.get("do") == "save"
-        result = _console().edit_entry(kind, entry_id, fields, save, by=current_user.name)
-        if result.saved:
-            _audit("knowledge-save", f"{kind}:{entry_id}", ", ".join(fields))
-            flash("保存しました。索引を作り直しています。1分ほどでボットの回答に反映されます。")
-    return render_template(
+        if mine and mine["status"] == "submitted":
+            flash("この項目のあなたの下書きは審査中です。")
+            return redirect(url_for("staff.draft", draft_id=mine["id"]))
+        return _save_draft(kind, entry_id, mine["id"] if mine else None)
+    if mine:
+        flash(f"この項目にはあなたの下書き #{mine['id']} があります。続きはそちらで編集してください。")
+    return _entry_page(kind, entry_id, fields)
+
+
+@bp.route("/knowledge/new/<kind>", methods=["GET", "POST"])
+@role_required("editor", "admin")
+def knowledge_new(kind: str):
+    if kind not in NEW_KINDS:
+        abort(404)
+    if request.method == "POST":
+        if not ActionForm().validate_on_submit():
+            abort(400)
+        return _save_draft(kind, None)
+    return _entry_page(kind, None, empty_fields(kind))
+
+
+def _draft_or_404(draft_id: int) -> dict:
+    try:
+        return _console().editors.get(draft_id)
+    except KeyError:
+        abort(404)
+
+
+@bp.get("/drafts/<int:draft_id>")
+@role_required("editor", "admin")
+def draft(draft_id: int, problems: list[str] | None = None, status: int = 200):
+    editors = _console().editors
+    data = _draft_or_404(draft_id)
+    result = None
+    if data["status"] != "published":
+        result = editors.check(data["kind"], data["entry_id"], data["fields"])
+        if problems:
+            result.problems = problems
+    published = data["status"] == "published"
+    live = entry_text(_settings().knowledge_dir, data["kind"], data["entry_id"]) if data["entry_id"] else ""
+    page = render_template(
         "staff/entry.html",
-        kind=kind,
-        entry_id=entry_id,
-        fields=fields,
-        lists=FIELDS[kind],
-        form=form,
+        kind=data["kind"],
+        entry_id=data["entry_id"],
+        fields=data["fields"],
+        lists=FIELDS[data["kind"]],
+        form=ActionForm(),
+        reject=RejectForm(prefix="reject"),
         result=result,
+        draft=data,
+        mine=data["author"] == current_user.name,
+        stale=not published and editors.stale(draft_id),
+        diff=(data["base"], result.after if result and result.after else live),
     )
+    return page, status
+
+
+_DRAFT_DONE = {
+    "submit": "審査に出しました。ほかの編集者か管理者が承認すると公開されます。",
+    "approve": "承認して公開しました。索引を作り直しています。1分ほどでボットの回答に反映されます。",
+    "reject": "差し戻しました。理由は作者に表示されます。",
+    "refresh": "最新の内容に合わせました。違いを確かめてから、もう一度審査に出してください。",
+}
+
+
+@bp.post("/drafts/<int:draft_id>/<verb>")
+@role_required("editor", "admin")
+def draft_action(draft_id: int, verb: str):
+    editors = _console().editors
+    data = _draft_or_404(draft_id)
+    if verb == "reject":
+        form = RejectForm(prefix="reject")
+    elif verb in ("save", "submit", "approve", "refresh"):
+        form = ActionForm()
+    else:
+        abort(404)
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors or not request.form:
+            abort(400)
+        flash("差し戻す理由を書いてください。")
+        return redirect(url_for("staff.draft", draft_id=draft_id))
+    try:
+        if verb == "save":
+            return _save_draft(data["kind"], data["entry_id"], draft_id)
+        if verb == "submit":
+            editors.submit(draft_id, current_user.name)
+        elif verb == "approve":
+            editors.approve(draft_id, current_user.name)
+        elif verb == "reject":
+            editors.reject(draft_id, current_user.name, form.comment.data)
+        else:
+            editors.refresh(draft_id, current_user.name)
+    except DraftError as err:
+        flash(str(err))
+        return draft(draft_id, problems=err.problems, status=409)
+    flash(_DRAFT_DONE[verb])
+    return redirect(url_for("staff.draft", draft_id=draft_id))
+
+
+@bp.get("/review")
+@role_required("editor", "admin")
+def review():
+    return render_template("staff/review.html", q=_console().editors.queue(current_user.name))
+
+
+@bp.get("/knowledge/history")
+@role_required("editor", "admin")
+def history():
+    return render_template("staff/history.html", rows=_console().editors.history(), entry=None)
+
+
+@bp.get("/knowledge/<kind>/<entry_id>/history")
+@role_required("editor", "admin")
+def entry_history(kind: str, entry_id: str):
+    if kind not in FIELDS:
+        abort(404)
+    rows = _console().editors.history(kind, entry_id)
+    return render_template("staff/history.html", rows=rows, entry=(kind, entry_id))
+
+
+@bp.get("/history/<int:revision_id>")
+@role_required("editor", "admin")
+def revision(revision_id: int, problems: list[str] | None = None, status: int = 200):
+    try:
+        data = _console().editors.revision(revision_id)
+    except KeyError:
+        abort(404)
+    page = render_template("staff/revision.html", r=data, form=ActionForm(), problems=problems or [])
+    return page, status
+
+
+@bp.post("/history/<int:revision_id>/rollback")
+@role_required("editor", "admin")
+def rollback(revision_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        restored = _console().editors.rollback(revision_id, current_user.name)
+    except KeyError:
+        abort(404)
+    except DraftError as err:
+        flash(str(err))
+        return revision(revision_id, problems=err.problems, status=409)
+    flash("元に戻しました。索引を作り直しています。1分ほどでボットの回答に反映されます。")
+    return redirect(url_for("staff.revision", revision_id=restored["id"]))
 
 
 @bp.get("/audit")

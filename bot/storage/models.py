@@ -169,3 +169,48 @@ class AnswerEvent(Base):
     conversation: Mapped[str | None] = mapped_column(String(64), index=True)
     helpful: Mapped[bool | None] = mapped_column(Boolean)  # the resident's 「解決しましたか？」
     rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+DRAFT_STATUSES = ("draft", "submitted", "published", "rejected")
+
+
+class KnowledgeDraft(Base):
+    """An editor's proposed change to one knowledge entry (or a new entry), waiting for a second
+    person's approval before it reaches knowledge/. `base` is the entry's text in its file when
+    the draft was made: approving compares it with the file, so a change published meanwhile is
+    never silently overwritten. Knowledge is public text: no resident's words are stored here
+    (a draft from a regional issue holds its questions masked)."""
+
+    __tablename__ = "knowledge_drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # faq, service, office, counter, hours, towns
+    entry_id: Mapped[str | None] = mapped_column(String(128), index=True)  # None: a new entry
+    base: Mapped[str] = mapped_column(Text, default="")  # the entry's YAML text when drafted
+    fields: Mapped[str] = mapped_column(Text)  # the form's fields, JSON
+    author: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)  # DRAFT_STATUSES
+    reviewer: Mapped[str | None] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(Text, default="")  # the reviewer's, kept on rejection
+    issue_id: Mapped[int | None] = mapped_column(Integer, index=True)  # made from a regional issue
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class KnowledgeRevision(Base):
+    """One published change of a knowledge entry: its text in the file before and after, who wrote
+    it and who approved it. A rollback is a revision too (its `rolled_back` names the one undone)."""
+
+    __tablename__ = "knowledge_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    file: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    entry_id: Mapped[str] = mapped_column(String(128), index=True)
+    before: Mapped[str] = mapped_column(Text, default="")  # "" : the entry was new
+    after: Mapped[str] = mapped_column(Text, default="")  # "" : the entry was removed
+    author: Mapped[str] = mapped_column(String(64))
+    approver: Mapped[str] = mapped_column(String(64))
+    draft_id: Mapped[int | None] = mapped_column(Integer)
+    rolled_back: Mapped[int | None] = mapped_column(Integer)  # the revision this one undid
