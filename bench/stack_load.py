@@ -21,7 +21,6 @@ from pathlib import Path
 
 import psutil
 import requests
-import yaml
 
 from bench.figures import percentile
 from bench.kawasaki_retrieval import dev_rows
@@ -93,16 +92,16 @@ def nlu_latency(rasa_url: str, token: str, n: int = 200) -> dict[str, float]:
 
 
 def actions_hop(stack: Cluster, token: str, n: int = 40) -> dict[str, float]:
-    """One turn's call from Rasa to its actions (the whole domain and the conversation, as Rasa
-    sends it), straight to the action server and through nginx: what the hop itself costs."""
+    """One turn's call from Rasa to its actions (the conversation, as Rasa sends it), straight to
+    the action server and through nginx: what the hop itself costs."""
     session = requests.Session()
     session.params = {"token": token}
     question = dev_rows()[3]["q"]
     turn = {"sender": "bench-hop", "message": question}
     session.post(f"{stack.rasa_url}{REST_PATH}", json=turn, timeout=30)
     tracker = session.get(f"{stack.rasa_urls[0]}/conversations/bench-hop/tracker", timeout=30).json()
-    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-    call = {"next_action": "action_answer", "sender_id": "bench-hop", "tracker": tracker, "domain": domain}
+    # as Rasa sends it: the tracker without the domain (selective domain, bot/supervisor/processes.py)
+    call = {"next_action": "action_answer", "sender_id": "bench-hop", "tracker": tracker}
     body = json.dumps(call).encode()  # Rasa's aiohttp client escapes non-ASCII too
     headers = {"Authorization": f"Bearer {actions_token(stack.settings)}", "Content-Type": "application/json"}
     figures = {"actions_call_kb": len(body) / 1024}

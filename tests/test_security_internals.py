@@ -31,7 +31,7 @@ from bot.internal_auth import (
     with_internal_secrets,
 )
 from bot.rasa_server.launch import argv_with_token
-from bot.settings import Settings
+from bot.settings import ROOT, Settings
 from bot.supervisor.cluster import Cluster, cluster_settings_problems, nginx_binary
 from bot.supervisor.processes import free_port, rasa_command, write_rasa_config
 
@@ -461,3 +461,14 @@ def test_nothing_under_var_holds_a_token_readable_by_others(stack):
             text = path.read_text(errors="replace") if path.stat().st_size < 1_000_000 else ""
             assert stack.rasa_token not in text and actions_token(stack.settings) not in text, path
     assert os.stat(stack.settings.var_dir / "secrets").st_mode & 0o077 == 0
+
+
+def test_rasa_sends_its_actions_the_conversation_without_the_domain(tmp_path):
+    """Selective domain: no action reads the domain, so Rasa leaves its 26 KB out of every call
+    (the stack tests run every action this way)."""
+    from bot.supervisor.processes import endpoints_yaml
+
+    endpoint = yaml.safe_load(endpoints_yaml(Settings(var_dir=tmp_path), "http://127.0.0.1:1/webhook"))
+    assert endpoint["action_endpoint"]["enable_selective_domain"] is True
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    assert not any(isinstance(a, dict) for a in domain.get("actions", []))  # none asks for it

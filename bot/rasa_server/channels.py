@@ -74,13 +74,18 @@ def message_metadata(body: dict) -> dict[str, str] | None:
 
 
 # Masking (patterns, Sudachi, GiNZA on long texts) runs here rather than on the event loop, so one
-# long message does not keep the server from answering others; one worker per core.
+# long message does not keep the server from answering others; one worker per core. Long texts
+# (up to a second each at the cap) have workers of their own, so a resident's short question
+# never queues behind a few of them (GiNZA's lock is taken per 500-character window: they interleave).
+LONG_TEXT_CHARS = 200
 _MASKING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mask")
+_MASKING_LONG = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mask-long")
 
 
 async def mask_off_loop(text: str) -> str:
     """`mask` in a worker thread; the event loop serves other residents meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(_MASKING, mask, text)
+    pool = _MASKING_LONG if len(text) > LONG_TEXT_CHARS else _MASKING
+    return await asyncio.get_running_loop().run_in_executor(pool, mask, text)
 
 
 def is_resume_request(text: str) -> bool:

@@ -90,9 +90,16 @@ def lock_store_config(settings: Settings) -> dict | None:
 
 
 def endpoints_yaml(settings: Settings, actions_url: str) -> str:
-    """Rasa sends the actions token as a header (a query parameter would land in access logs)."""
+    """Rasa sends the actions token as a header (a query parameter would land in access logs).
+    Selective domain: no action reads the domain (Rasa renders the responses they name), so Rasa
+    does not send all of it — 26 KB of JSON now that it holds the wording — with every call; an
+    action that needs it (a form's validation) says so in domain.yml (`send_domain: true`)."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    action_endpoint = {"url": actions_url, "headers": {"Authorization": f"Bearer {actions_token(settings)}"}}
+    action_endpoint = {
+        "url": actions_url,
+        "headers": {"Authorization": f"Bearer {actions_token(settings)}"},
+        "enable_selective_domain": True,
+    }
     endpoints = {"action_endpoint": action_endpoint, "tracker_store": tracker_store_config(settings)}
     lock_store = lock_store_config(settings)
     if lock_store:
