@@ -95,7 +95,7 @@ def cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
         return _rebuild_worker(settings)
     folder = Path(args.folder) if args.folder else settings.knowledge_dir
     if args.action == "import-faq":
-        return _import_faq(args, folder)
+        return _import_faq(args, folder, settings.var_dir)
     if args.file or args.dry_run or args.prefix or args.source:
         raise SystemExit("FILE, --dry-run, --prefix and --source are for `knowledge import-faq`")
     try:
@@ -143,14 +143,15 @@ def cmd_knowledge(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _import_faq(args: argparse.Namespace, folder: Path) -> int:
-    """`knowledge import-faq FILE.csv`: what each row adds or changes, refused rows as FILE:LINE."""
+def _import_faq(args: argparse.Namespace, folder: Path, lock_dir: Path) -> int:
+    """`knowledge import-faq FILE.csv`: what each row adds or changes, refused rows as FILE:LINE;
+    under the knowledge write lock, so a publish in the console cannot interleave."""
     from bot.knowledge.faq_import import FaqCsvError, import_faq
 
     if not args.file:
         raise SystemExit("give the CSV file: concierge knowledge import-faq FILE.csv")
     try:
-        report = import_faq(Path(args.file), folder, args.prefix, args.source, args.dry_run)
+        report = import_faq(Path(args.file), folder, args.prefix, args.source, args.dry_run, lock_dir)
     except FaqCsvError as err:
         print(f"{args.file}: {err}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,24 @@ def test_dry_run_shows_what_would_change_and_writes_nothing(knowledge_copy: Path
     assert report.count("added") == 5 and len(report.refused) == 1 and not report.written
     assert {name: (knowledge_copy / name).read_bytes() for name in files} == files
     assert not list(knowledge_copy.glob(".*.tmp"))
+
+
+def test_an_import_waits_for_a_publish_in_the_console_to_finish(knowledge_copy: Path, tmp_path: Path):
+    """Both read, check and write faq.yml: interleaved, one would overwrite the other's change."""
+    from bot.knowledge.write_lock import one_writer
+
+    var = tmp_path / "var"
+    before = (knowledge_copy / "faq.yml").read_bytes()
+    reports = []
+    importing = threading.Thread(
+        target=lambda: reports.append(import_faq(TEAM_CSV, knowledge_copy, prefix="kawasaki", lock_dir=var))
+    )
+    with one_writer(var):  # a publish holds the lock (bot/console/drafts.py)
+        importing.start()
+        importing.join(timeout=8)  # an import alone takes a second or two
+        assert importing.is_alive() and (knowledge_copy / "faq.yml").read_bytes() == before
+    importing.join(timeout=60)
+    assert reports and reports[0].written and (knowledge_copy / "faq.yml").read_bytes() != before
 
 
 def test_importing_again_changes_the_entries_instead_of_duplicating_them(

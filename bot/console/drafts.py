@@ -9,11 +9,8 @@ Knowledge is public text; drafts from regional issues hold the issue's questions
 
 from __future__ import annotations
 
-import fcntl
 import json
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -33,26 +30,12 @@ from bot.knowledge.editor import (
     entry_text,
     write,
 )
+from bot.knowledge.write_lock import one_writer
 from bot.privacy import mask
 from bot.retrieval.rebuild_jobs import request_rebuild
 from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import AnswerEvent, KnowledgeDraft, KnowledgeRevision, RegionalIssue
-
-# One publish at a time: the check that the entry is still as drafted and the write that follows
-# must not interleave with another's, in this process (threads) or another (gunicorn's workers).
-_publishing = threading.Lock()
-
-
-@contextmanager
-def _one_publish(settings: Settings) -> Iterator[None]:
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    with _publishing, open(settings.var_dir / "knowledge-publish.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DraftError(Exception):
@@ -217,7 +200,7 @@ class EditorsLoop:
 
     def approve(self, draft_id: int, by: str) -> dict:
         """A second person approves: the entry is published, its revision kept, the index rebuilt."""
-        with _one_publish(self.settings), session_scope(self.db) as session:
+        with one_writer(self.settings.var_dir), session_scope(self.db) as session:
             draft = self._load(session, draft_id)
             if draft.author == by:
                 raise DraftError("自分で書いた下書きは承認できません。ほかの編集者か管理者が承認します。")
@@ -331,7 +314,7 @@ class EditorsLoop:
     def rollback(self, revision_id: int, by: str) -> dict:
         """Write the entry's text from before this revision back, as a new revision. Only the
         entry's latest change can be undone (an earlier one would drop the changes after it)."""
-        with _one_publish(self.settings), session_scope(self.db) as session:
+        with one_writer(self.settings.var_dir), session_scope(self.db) as session:
             undone = session.get(KnowledgeRevision, revision_id)
             if undone is None:
                 raise KeyError(revision_id)

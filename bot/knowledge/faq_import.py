@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import unicodedata
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,6 +39,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from bot.knowledge.loader import KnowledgeError, load_knowledge
+from bot.knowledge.write_lock import one_writer
 
 # Normalised header (NFKC, no spaces, lower case) -> what the column holds.
 HEADERS = {
@@ -354,10 +356,19 @@ def import_faq(
     prefix: str | None = None,
     source: str | None = None,
     dry_run: bool = False,
+    lock_dir: Path | None = None,
 ) -> ImportReport:
     """Import the CSV's valid rows into folder/faq.yml (and their URLs into sources.yml), unless
-    dry_run; the report says what each row did. Raises FaqCsvError if the file is unusable."""
-    csv_path, folder = Path(csv_path), Path(folder)
+    dry_run; the report says what each row did. Raises FaqCsvError if the file is unusable.
+    With `lock_dir` (the settings' var_dir), the files are read and written under the knowledge
+    write lock the console's publishes hold (bot/knowledge/write_lock.py)."""
+    with one_writer(lock_dir) if lock_dir is not None else nullcontext():
+        return _import_faq(Path(csv_path), Path(folder), prefix, source, dry_run)
+
+
+def _import_faq(
+    csv_path: Path, folder: Path, prefix: str | None, source: str | None, dry_run: bool
+) -> ImportReport:
     entry_prefix = slug(prefix if prefix is not None else csv_path.stem)
     if not entry_prefix:
         raise FaqCsvError(f"the name {csv_path.stem!r} gives no id prefix: give --prefix (letters, digits)")
