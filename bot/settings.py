@@ -216,6 +216,14 @@ class Settings(BaseSettings):
     # is pushed instead, tried this many times, the wait doubling from line_push_retry_s.
     line_push_attempts: int = env("LINE_PUSH_ATTEMPTS", 5)
     line_push_retry_s: float = env("LINE_PUSH_RETRY_DELAY", 2.0)
+    # Notices (bot/notices/sending.py): LINE's multicast takes at most 500 recipients a request; a
+    # batch LINE refuses with 429 or 5xx is tried this many times in all, the wait doubling from
+    # notice_retry_s (LINE's Retry-After when it gives one). A sender holds its notice for
+    # notice_lease_s and renews it per batch; a killed sender's notice is resumed after that.
+    notice_batch_size: int = env("CONCIERGE_NOTICE_BATCH_SIZE", 500, ge=1, le=500)
+    notice_send_attempts: int = env("CONCIERGE_NOTICE_SEND_ATTEMPTS", 6, ge=1)
+    notice_retry_s: float = env("CONCIERGE_NOTICE_RETRY_DELAY", 1.0, ge=0)
+    notice_lease_s: float = env("CONCIERGE_NOTICE_LEASE", 60.0, gt=0)
     # The task queue (Huey) that handles LINE events off the webhook's request path: empty = SQLite
     # at var/tasks.db (embedded); sqlite:///path for another file; redis://host:port/db when several
     # nodes share it (`concierge cluster` sets its Redis). `concierge tasks worker` consumes it.

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, false
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -214,3 +227,147 @@ class KnowledgeRevision(Base):
     approver: Mapped[str] = mapped_column(String(64))
     draft_id: Mapped[int | None] = mapped_column(Integer)
     rolled_back: Mapped[int | None] = mapped_column(Integer)  # the revision this one undid
+
+
+# Reaching residents first (issue 18): subscriptions, notices and their delivery log, the disaster
+# banner, counter congestion and temporary openings. bot/notices/ reads and writes these.
+
+NOTICE_STATUSES = ("scheduled", "sending", "sent", "cancelled")
+
+
+class NoticeSubscription(Base):
+    """A LINE resident's wish to receive one ward's notices on one topic. The LINE user id is the
+    only address a multicast can use, so it is kept here — until the resident stops the notices,
+    blocks the bot or erases the conversation (bot/retention.py), never in a log."""
+
+    __tablename__ = "notice_subscriptions"
+    __table_args__ = (UniqueConstraint("line_user_id", "ward", "topic", name="uq_notice_subscription"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line_user_id: Mapped[str] = mapped_column(String(64), index=True)
+    ward: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(String(16))  # an id of bot.notices.topics.TOPICS
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+Index("ix_notice_subscriptions_ward_topic", NoticeSubscription.ward, NoticeSubscription.topic)
+
+
+class Notice(Base):
+    """A notice staff (or the CLI) wrote for some wards and one topic: shown in the widget of those
+    wards while it is current, and sent to the LINE residents subscribed to them."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(500))
+    wards: Mapped[str] = mapped_column(String(128))  # comma-separated; every ward when citywide
+    topic: Mapped[str] = mapped_column(String(16), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="scheduled", index=True)  # NOTICE_STATUSES
+    send_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # One sender at a time: a worker holds the notice until this time and renews it per batch; a
+    # killed worker's lease runs out and another (or the restarted one) resumes the notice.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def ward_list(self) -> list[str]:
+        return [w for w in self.wards.split(",") if w]
+
+
+BATCH_STATUSES = ("pending", "sent", "failed")
+
+
+class NoticeBatch(Base):
+    """Up to 500 recipients of a notice sent in one multicast. `retry_key` goes with every try as
+    LINE's X-Line-Retry-Key: LINE accepts a key once, so a batch re-sent after a crash between
+    LINE's 200 and our commit is answered 409 and reaches nobody twice."""
+
+    __tablename__ = "notice_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"), index=True)
+    retry_key: Mapped[str] = mapped_column(String(36), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # BATCH_STATUSES
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(120))  # the status LINE answered, no content
+
+
+class NoticeDelivery(Base):
+    """The delivery log: one row per notice and recipient (the primary key makes a second row for
+    the same pair impossible), in the batch that carries it."""
+
+    __tablename__ = "notice_deliveries"
+
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"), primary_key=True)
+    line_user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("notice_batches.id", ondelete="CASCADE"), index=True)
+
+
+class DisasterAlert(Base):
+    """Disaster mode, citywide (`wards` empty) or for some wards, while `ended_at` is empty: the
+    widget and the greeting carry a red banner with `message`, and the bot answers shelters."""
+
+    __tablename__ = "disaster_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wards: Mapped[str] = mapped_column(String(128), default="")  # comma-separated; "" = citywide
+    message: Mapped[str] = mapped_column(Text)
+    notice_id: Mapped[int | None] = mapped_column(Integer)  # the notice sent with it, if any
+    started_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_by: Mapped[str | None] = mapped_column(String(64))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+    @property
+    def ward_list(self) -> list[str]:
+        return [w for w in self.wards.split(",") if w]
+
+
+CONGESTION_LEVELS = ("quiet", "some", "busy")  # 空いています / やや混雑 / 混雑
+
+
+class CounterStatus(Base):
+    """How busy one counter of one ward office is now, as staff last set it."""
+
+    __tablename__ = "counter_status"
+
+    ward: Mapped[str] = mapped_column(String(16), primary_key=True)
+    counter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[str | None] = mapped_column(String(8))  # one of CONGESTION_LEVELS
+    wait_minutes: Mapped[int | None] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+OPENING_KINDS = ("temporary", "holiday")  # 臨時窓口 / 休日開庁
+
+
+class SpecialOpening(Base):
+    """A published temporary counter or holiday opening of a ward office (臨時窓口・休日開庁)."""
+
+    __tablename__ = "special_openings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ward: Mapped[str] = mapped_column(String(16), index=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    opens: Mapped[str] = mapped_column(String(5))  # HH:MM, Japan time
+    closes: Mapped[str] = mapped_column(String(5))
+    kind: Mapped[str] = mapped_column(String(16))  # one of OPENING_KINDS
+    counters: Mapped[str] = mapped_column(String(256), default="")  # counter ids, comma-separated
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def counter_list(self) -> list[str]:
+        return [c for c in self.counters.split(",") if c]
