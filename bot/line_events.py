@@ -12,6 +12,7 @@ Nothing logged here holds the resident's text or user id.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -56,6 +57,9 @@ class LineEvents:
         self.push_later = push_later
         self.line = LineClient(config)
         self.limiter = SenderRateLimiter(settings.rate_limit, settings.rate_limit_storage)
+        # one Rasa client (its HTTP session and kept-alive connection) per worker thread, not per
+        # event: requests' Session is not documented as safe to share between threads
+        self._local = threading.local()
 
     def first_delivery(self, event_id: str | None) -> bool:
         """Claim the event id; False when it was claimed before (here or by another worker)."""
@@ -106,8 +110,14 @@ class LineEvents:
             return [TextMessage(text=say("utter_not_text"))]
         return []
 
+    def rasa(self) -> RasaClient:
+        """This thread's Rasa client, made on first use."""
+        if getattr(self._local, "rasa", None) is None:
+            self._local.rasa = RasaClient.from_settings(self.settings)
+        return self._local.rasa
+
     def _ask(self, user_id: str, text: str) -> list:
-        rasa = RasaClient.from_settings(self.settings)
+        rasa = self.rasa()
         try:
             return to_line_messages(rasa.send(user_id, text, "line"))
         except requests.RequestException as err:

