@@ -354,7 +354,7 @@ def _subscribe_two_residents(line) -> tuple[str, str]:
 
 
 def test_two_line_residents_subscribe_to_their_wards_and_one_stops(line):
-    from line_support import calls_to, text_event, wait_for
+    from line_support import calls_to, event, text_event, wait_for
 
     nakahara, saiwai = _subscribe_two_residents(line)
     first, second = calls_to("/reply")
@@ -369,6 +369,14 @@ def test_two_line_residents_subscribe_to_their_wards_and_one_stops(line):
     db = line.settings.database_url
     assert subscriptions.current(db, nakahara).ward is None
     assert subscriptions.current(db, saiwai).ward == "幸区"
+    stop_one = event("postback", saiwai, postback={"data": OFFERS["unsubscribe"].payload(topic="bousai")})
+    _post(line.client, [stop_one])
+    wait_for(lambda: len(calls_to("/reply")) == 4)
+    assert "「防災」のお知らせを停止しました" in calls_to("/reply")[-1]["messages"][0]["text"]
+    assert subscriptions.current(db, saiwai).topics == tuple(t for t in TOPIC_IDS if t != "bousai")
+    _post(line.client, [text_event(saiwai, "会話を削除")])  # the erasure takes the subscriptions too
+    wait_for(lambda: len(calls_to("/reply")) == 5)
+    assert subscriptions.current(db, saiwai).ward is None
     for secret in (nakahara, saiwai):
         assert secret not in line.worker.log
 
