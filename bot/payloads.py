@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from bot.notices.topics import TOPIC_IDS  # plain Python: no SQLAlchemy, no bot.storage (a test checks)
+
 # The seven wards of Kawasaki, as bot.knowledge.WARDS (a test checks they are the same).
 WARDS: tuple[str, ...] = ("川崎区", "幸区", "中原区", "高津区", "宮前区", "多摩区", "麻生区")
 PREFIX = "/"  # rasa.shared.constants.INTENT_MESSAGE_PREFIX
@@ -116,6 +118,11 @@ OFFERS: dict[str, Offer] = _declare(
     # 「解決しましたか？」 under an answer: はい / いいえ (actions/feedback.py), a JSON boolean only
     Offer("feedback", {"helpful": Entity(boolean, required=True)}),
     Offer("rephrase"),  # 「言い換えて質問する」 after 「いいえ」
+    # notices: subscriptions (issue 18) — LINE quick replies of actions/subscriptions.py
+    # a ward's notices on every topic, or on one; stop all, or one topic; see what is received
+    Offer("subscribe", {"ward": Entity(one_of(WARDS), required=True), "topic": Entity(one_of(TOPIC_IDS))}),
+    Offer("unsubscribe", {"topic": Entity(one_of(TOPIC_IDS))}),
+    Offer("subscriptions"),
 )
 
 _NO_IDS = KnowledgeIds(None)

@@ -15,6 +15,8 @@ docs/privacy.md):
   period has passed (by `at`); the rows stay, for the figures, linked to no one. A resident's
   erasure deletes their conversation's rows at once.
 - log files under var/logs/ (by modification time).
+- notice subscriptions (bot/notices/subscriptions.py): not purged by age — they last until the
+  resident stops them; a resident's erasure (and LINE's unfollow, which erases) deletes them.
 
 Rasa keeps no conversation in memory between messages with the SQL tracker store, so rows
 deleted here are gone for the next message too. A message being processed at the very moment of
@@ -38,6 +40,7 @@ from sqlalchemy.orm import Session
 from bot.analytics import conversation_key
 from bot.internal_auth import analytics_key
 from bot.japanese import nfkc
+from bot.notices import subscriptions
 from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import AnswerEvent, AuditEntry, Ticket, TicketMessage, UnresolvedQuestion
@@ -191,13 +194,16 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
     e.g. `web-…` for the widget), their closed tickets with transcripts, and the answer events
     of that conversation (found by its key). An open hand-off ticket stays with the staff
     handling it (a report of abuse must still be acted on); it is counted in `open_tickets_kept`
-    and purged like any closed ticket later.
+    and purged like any closed ticket later. A LINE resident's notice subscriptions go too (their
+    sender id is their LINE user id, the subscriptions' address; issue 18).
 
-    Returns counts: tracker_events, closed_tickets, open_tickets_kept, answer_events."""
+    Returns counts: tracker_events, closed_tickets, open_tickets_kept, answer_events, subscriptions."""
     if not sender_id:
         raise ValueError("sender_id is required")
     key = conversation_key(sender_id, analytics_key(settings))
     try:
+        # first, in a transaction of its own: erasing again finishes what a failure left
+        notice_subscriptions = subscriptions.forget(settings.database_url, sender_id)
         with session_scope(settings.database_url) as session:
             answers = session.execute(delete(AnswerEvent).where(AnswerEvent.conversation == key)).rowcount
             mine = select(Ticket.id, Ticket.status).where(Ticket.sender == sender_id)
@@ -220,4 +226,5 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
         "closed_tickets": len(closed),
         "open_tickets_kept": kept,
         "answer_events": answers or 0,
+        "subscriptions": notice_subscriptions,
     }

@@ -146,15 +146,33 @@ def test_erase_conversation_removes_one_residents_events_and_closed_tickets(sett
     _fill(settings)
     assert erase_conversation(settings, "web-recent") == {
         "tracker_events": 4, "closed_tickets": 1, "open_tickets_kept": 0, "answer_events": 0,
+        "subscriptions": 0,
     }  # fmt: skip
     assert sorted(_senders(settings)) == ["web-old", "web-open"]  # nobody else's conversation
     assert erase_conversation(settings, "web-open") == {
         "tracker_events": 2, "closed_tickets": 0, "open_tickets_kept": 1, "answer_events": 0,
+        "subscriptions": 0,
     }  # fmt: skip
     assert _state(settings)["tickets"] == ["web-old", "web-open"]  # staff keep the open hand-off
     assert erase_conversation(settings, "web-never-seen") == {
         "tracker_events": 0, "closed_tickets": 0, "open_tickets_kept": 0, "answer_events": 0,
+        "subscriptions": 0,
     }  # fmt: skip
+
+
+def test_erasure_deletes_a_line_residents_notice_subscriptions_and_the_purge_keeps_them(settings):
+    """Subscriptions live until stopped (no retention period), but go with the resident's erasure."""
+    from bot.notices import subscriptions
+
+    leaving, staying = "U" + "a" * 32, "U" + "b" * 32
+    subscriptions.subscribe(settings.database_url, leaving, "中原区")  # every topic: five rows
+    subscriptions.subscribe(settings.database_url, staying, "幸区", ["bousai"])
+    assert purge(settings, older_than_days=0)["conversations"] == 0
+    assert subscriptions.current(settings.database_url, leaving).ward == "中原区"  # not purged by age
+    assert erase_conversation(settings, leaving)["subscriptions"] == 5
+    assert subscriptions.current(settings.database_url, leaving).ward is None
+    assert subscriptions.current(settings.database_url, staying).topics == ("bousai",)
+    assert erase_conversation(settings, leaving)["subscriptions"] == 0
 
 
 def test_nothing_stored_yet_is_nothing_to_delete_and_creates_no_tracker_file(tmp_path):
