@@ -93,32 +93,27 @@ class TaskQueue:
             except LeaseLost as err:  # this worker stalled past its lease: the other one carries on
                 log.warning("%s", err)
 
-        @huey.task(name="notice_sweep")
+        # The sweeps are a query or two: ahead of the queue (priority), so they never wait behind
+        # residents' messages, nor leave anything queued behind the message a worker just answered.
+        @huey.task(name="notice_sweep", priority=10)
         def notice_sweep(follow: bool = False) -> None:
-            """Enqueue every due notice. `follow`: while a notice is being sent, look again when its
-            lease ends — a send interrupted by a restart resumes then, not at the next minute."""
-            from bot.notices.sending import next_lease_end
-            from bot.notices.store import due
+            self.sweep_notices(follow)
 
-            for notice_id in due(self.settings.database_url):
-                send_notice(notice_id)
-            wait = next_lease_end(self.settings) if follow else None
-            if wait is not None:
-                notice_sweep.schedule(args=(True,), delay=wait + 0.2)
-
-        @huey.periodic_task(crontab(minute="*"), name="notice_sweep_periodic")
+        @huey.periodic_task(crontab(minute="*"), name="notice_sweep_periodic", priority=10)
         def notice_sweep_periodic() -> None:
-            """Scheduled notices that are due, and sends whose worker is gone."""
-            notice_sweep.call_local(False)
+            """Scheduled notices that are due, and sends whose worker is gone (every minute, and
+            when the consumer starts: Huey's scheduler looks at once)."""
+            self.sweep_notices(follow=False)
 
         @huey.on_startup(name="resume_notices")
         def resume_notices() -> None:
-            """Once per worker process: resume what a stopped worker left (each thread calls this)."""
+            """Once per worker process (each thread calls this): resume what a stopped worker left,
+            and look again when a running lease ends — the lease of the worker this one replaces."""
             with self._startup_lock:
                 if self._started:
                     return
                 self._started = True
-            notice_sweep(True)
+            self.sweep_notices(follow=True)
 
         self.line_event = line_event
         self.line_push = line_push
@@ -133,6 +128,18 @@ class TaskQueue:
 
             self._line = LineEvents(self.settings, self.line_push)
         return self._line
+
+    def sweep_notices(self, follow: bool) -> None:
+        """Enqueue every due notice. `follow`: while a notice is being sent, sweep again when its
+        lease ends, so a send interrupted by a restart resumes then, not at the next minute."""
+        from bot.notices.sending import next_lease_end
+        from bot.notices.store import due
+
+        for notice_id in due(self.settings.database_url):
+            self.send_notice(notice_id)
+        wait = next_lease_end(self.settings) if follow else None
+        if wait is not None:
+            self.notice_sweep.schedule(args=(True,), delay=wait + 0.2)
 
     def notice_line(self):
         """The LINE client notices are multicast with; None when LINE is off (the notices are then

@@ -259,10 +259,10 @@ def test_the_sweep_queues_due_notices_and_looks_again_when_a_running_lease_ends(
     new_notice(settings, send_at=utcnow() + timedelta(hours=1))  # not yet
     leased = new_notice(settings)
     assert sending.claim(settings.replace(notice_lease_s=30), leased.id)  # another worker sends it
-    queue.notice_sweep.call_local(False)  # the periodic one: no follow-up
+    queue.sweep_notices(follow=False)  # the periodic one: no follow-up
     assert len(queue.huey) == 1 and queue.huey.scheduled_count() == 0
     assert queue.huey.dequeue().args == (due.id,)
-    queue.notice_sweep.call_local(True)  # at a worker's start: look again when the lease ends
+    queue.sweep_notices(follow=True)  # at a worker's start: look again when the lease ends
     queued = [queue.huey.dequeue() for _ in range(len(queue.huey))]
     assert [t.args for t in queued if t.name.endswith("send_notice")] == [(due.id,)]
     (follow_up,) = [t for t in queued if t.name.endswith("notice_sweep")]
