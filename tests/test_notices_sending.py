@@ -11,7 +11,7 @@ import logging
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from line_support import (
@@ -255,6 +255,8 @@ def test_the_line_client_reports_status_and_retry_after(line_api):
 
 def test_the_sweep_queues_due_notices_and_looks_again_when_a_running_lease_ends(settings):
     queue = TaskQueue(settings)
+    (periodic,) = [t for t in queue.huey._registry.periodic_tasks if t.name == "notice_sweep_periodic"]
+    assert all(periodic.validate_datetime(datetime(2026, 12, 3, 18, m)) for m in range(60))  # every minute
     due = new_notice(settings)
     new_notice(settings, send_at=utcnow() + timedelta(hours=1))  # not yet
     leased = new_notice(settings)
