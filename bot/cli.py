@@ -240,11 +240,11 @@ def cmd_notices(args: argparse.Namespace, settings: Settings) -> int:
     print(f"notice {notice.id}: to {wards} ({notice.topic_label}), at {notice.send_at.isoformat()}")
     if not args.wait:
         return 0
-    started = time.monotonic()
+    hint_at = time.monotonic() + 30
     while (current := store.get(db, notice.id)) and current.status in ("scheduled", "sending"):
-        if time.monotonic() - started > 30 and not getattr(args, "_hinted", False):
+        if time.monotonic() > hint_at and current.status == "scheduled" and not args.at:
             print("still waiting: is `concierge tasks worker` running?", file=sys.stderr)
-            args._hinted = True
+            hint_at = float("inf")
         time.sleep(0.5)
     print(
         f"{current.status}: {current.recipients} recipients, {current.delivered} delivered, "

@@ -199,6 +199,18 @@ def test_without_line_credentials_the_notice_is_shown_not_sent_and_that_is_said_
     assert audit(settings, reports[0].notice_id)[0].detail == "recipients=0 delivered=0 failed=0"
 
 
+def test_a_notice_planned_while_line_was_on_is_finished_as_failed_once_line_is_off(settings):
+    add_subscribers(settings, 3)
+    short = settings.replace(notice_lease_s=0.3)
+    notice = new_notice(short)
+    assert sending.plan(sending.claim(short, notice.id))  # the sender died after planning
+    time.sleep(0.4)
+    off = short.replace(line_channel_secret="", line_channel_access_token="")
+    report = sending.send(off, notice.id)
+    assert (report.recipients, report.delivered, report.failed) == (3, 0, 3) and FakeLineApi.calls == []
+    assert [(b.status, b.error) for b in batches(off, notice.id)] == [("failed", "LINE off")]
+
+
 def test_one_sender_at_a_time_and_a_lapsed_lease_passes_the_notice_on(settings):
     add_subscribers(settings, 3)
     settings = settings.replace(notice_lease_s=0.5)

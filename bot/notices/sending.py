@@ -128,6 +128,7 @@ def send(settings: Settings, notice_id: int, line: LineClient | None = None) -> 
             if not _warned_line_off.is_set():
                 _warned_line_off.set()
                 log.warning("LINE is off (no channel credentials): notices are shown, not sent by LINE")
+            _fail_pending(lease, "LINE off")  # planned while LINE was on, if ever
             return _finish(lease, 0, 0.0, started)
         line = LineClient(config)
     plan_started = time.monotonic()
@@ -166,7 +167,8 @@ def plan(lease: _Lease) -> bool:
     notice was planned before (a resumed send)."""
     db = lease.settings.database_url
     with session_scope(db) as session:
-        if session.scalar(select(NoticeBatch.id).where(NoticeBatch.notice_id == lease.notice_id).limit(1)):
+        planned = select(NoticeBatch.id).where(NoticeBatch.notice_id == lease.notice_id).limit(1)
+        if session.scalar(planned) is not None:
             return False
         notice = session.get(Notice, lease.notice_id)
         wards, topic = notice.ward_list, notice.topic
@@ -256,6 +258,17 @@ def _record(lease: _Lease, batch_id: int, size: int, status: str, error: str | N
                 attempts=NoticeBatch.attempts + tries,
                 sent_at=utcnow() if status == "sent" else None,
             ),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def _fail_pending(lease: _Lease, error: str) -> None:
+    with session_scope(lease.settings.database_url) as session:
+        lease.renew(session)
+        session.execute(
+            update(NoticeBatch)
+            .where(NoticeBatch.notice_id == lease.notice_id, NoticeBatch.status == "pending")
+            .values(status="failed", error=error),
             execution_options={"synchronize_session": False},
         )
 
