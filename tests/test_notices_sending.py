@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -227,6 +228,18 @@ def test_one_sender_at_a_time_and_a_lapsed_lease_passes_the_notice_on(settings):
     assert report.delivered == 3
     with pytest.raises(sending.LeaseLost), session_scope(db) as session:
         lease.renew(session)  # the first sender, had it been only slow, learns it lost the notice
+
+
+def test_two_workers_sending_the_same_notice_at_once_send_it_once(settings):
+    ids = add_subscribers(settings, 600)
+    settings = settings.replace(notice_batch_size=100)
+    FakeLineApi.multicast_delay = 0.05
+    notice = new_notice(settings)
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: sending.send(settings, notice.id), range(2)))
+    assert sorted(r is None for r in reports) == [False, True]  # one claimed it, the other did nothing
+    received = multicast_deliveries()
+    assert set(received) == set(ids) and set(received.values()) == {1} and len(FakeLineApi.calls) == 6
 
 
 def test_a_notice_not_yet_due_or_cancelled_is_not_sent(settings):
