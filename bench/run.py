@@ -1,13 +1,14 @@
 """`make bench`: every speed figure in one run, printed as one table and written flat to
 var/bench/latest.json.
 
-    .venv/bin/python -m bench.run [--only masking,retrieval,stack,scale,analytics] [--sustained 60]
+    .venv/bin/python -m bench.run [--only masking,retrieval,stack,scale,analytics,notices] [--sustained 60]
 
 Sections: masking on text built to backtrack (patterns and the whole mask at 500–2,000 characters),
 retrieval alone (BM25, each dense encoder, hybrid; quality and latency on the team's dev
 questions), the running stack under wrk (cold start, NLU parse, REST reply latency at concurrency
 1/8/32, sustained throughput, memory per process) and index cost at 1k/10k/100k synthetic entries
-with FAISS flat vs HNSW vs IVF, and the staff's figures at 10k/100k answer events. Figures
+with FAISS flat vs HNSW vs IVF, the staff's figures at 10k/100k answer events, and one notice sent
+to 100,000 LINE subscribers through a local stand-in of the LINE API. Figures
 describe this machine on this run; nothing is asserted.
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from bench.figures import print_rows
 from bot.settings import Settings
 
-SECTIONS = ("masking", "retrieval", "stack", "scale", "analytics")
+SECTIONS = ("masking", "retrieval", "stack", "scale", "analytics", "notices")
 
 
 def masking_section(flat: dict) -> None:
@@ -137,6 +138,21 @@ def analytics_section(flat: dict) -> None:
             flat[f"figures_{n}_{key}"] = value
 
 
+def notices_section(flat: dict) -> None:
+    from bench.notices import SUBSCRIBERS, run
+
+    figures = run()
+    print(f"\n== One notice to {SUBSCRIBERS:,} LINE subscribers (multicasts of 500, local LINE stand-in)")
+    columns = ["plan_s", "finish_s", "requests", "delivered", "duplicates", "wrong_recipients"]
+    print_rows(
+        ["database", "plan s", "finish s", "requests", "delivered", "duplicates", "wrong recipients"],
+        [[db, *(f[c] for c in columns)] for db, f in figures.items()],
+    )
+    for db, f in figures.items():
+        for key, value in f.items():
+            flat[f"notices_{db}_{key}"] = value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
@@ -171,6 +187,9 @@ def main() -> int:
     if "analytics" in only:
         analytics_section(flat)
         flat["analytics_measured_at"] = stamp
+    if "notices" in only:
+        notices_section(flat)
+        flat["notices_measured_at"] = stamp
     flat["bench_seconds"] = round(time.monotonic() - started, 1)
     flat = {k: round(v, 3) if isinstance(v, float) else v for k, v in flat.items()}
     latest.write_text(json.dumps(flat, indent=1, ensure_ascii=False))

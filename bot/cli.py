@@ -209,6 +209,101 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_notices(args: argparse.Namespace, settings: Settings) -> int:
+    """Notices to LINE subscribers and the widget: send (now or --at a JST time), list, cancel.
+    A bad ward, topic, time or text: exit 2 with what to fix."""
+    from bot.notices import store
+
+    db = settings.database_url
+    if args.action == "list":
+        rows = [_notice_row(n) for n in store.listing(db, limit=args.limit)]
+        cols = ["id", "status", "send_at", "wards", "topic", "recipients", "delivered", "failed", "title"]
+        _print_rows(rows, args.json, cols)
+        return 0
+    if args.action == "cancel":
+        if store.cancel(db, args.id):
+            print(f"notice {args.id} cancelled")
+            return 0
+        print(f"concierge notices: notice {args.id} does not exist or is being sent or sent", file=sys.stderr)
+        return 1
+    try:
+        notice = store.create(db, **_notice_fields(args), author="cli")
+    except (store.NoticeError, ValueError) as err:
+        print(f"concierge notices send: {err}", file=sys.stderr)
+        return 2
+    from bot.storage.models import utcnow
+    from bot.tasks import TaskQueue
+
+    if notice.send_at <= utcnow():
+        TaskQueue(settings).send_notice(notice.id)  # a later one waits for the worker's sweep
+    wards = "・".join(notice.wards)
+    print(f"notice {notice.id}: to {wards} ({notice.topic_label}), at {notice.send_at.isoformat()}")
+    if not args.wait:
+        return 0
+    hint_at = time.monotonic() + 30
+    while (current := store.get(db, notice.id)) and current.status in ("scheduled", "sending"):
+        if time.monotonic() > hint_at and current.status == "scheduled" and not args.at:
+            print("still waiting: is `concierge tasks worker` running?", file=sys.stderr)
+            hint_at = float("inf")
+        time.sleep(0.5)
+    print(
+        f"{current.status}: {current.recipients} recipients, {current.delivered} delivered, "
+        f"{current.failed} failed"
+    )
+    return 0 if current.status == "sent" and not current.failed else 1
+
+
+def _notice_fields(args: argparse.Namespace) -> dict:
+    """store.create's fields from `notices send`'s arguments; ValueError says what is wrong."""
+    from datetime import UTC, datetime
+
+    from bot.business_hours import JST
+    from bot.notices.topics import TOPICS, topic_id
+    from bot.payloads import WARDS
+
+    wards = list(WARDS) if "all" in args.ward else args.ward
+    unknown = [w for w in wards if w not in WARDS]
+    if unknown:
+        raise ValueError(f"unknown ward {', '.join(unknown)} (one of {' '.join(WARDS)}, or all)")
+    topic = topic_id(args.topic)
+    if topic is None:
+        known = ", ".join(f"{label} ({tid})" for tid, label in TOPICS.items())
+        raise ValueError(f"unknown topic {args.topic} (one of {known})")
+    send_at = None
+    if args.at:
+        try:
+            moment = datetime.fromisoformat(args.at)
+        except ValueError as err:
+            raise ValueError(f"--at {args.at}: not an ISO date and time, e.g. 2026-12-24T09:00") from err
+        send_at = (moment if moment.tzinfo else moment.replace(tzinfo=JST)).astimezone(UTC)
+    text = args.text.strip()
+    title = args.title or (text.splitlines() or [""])[0][:40]
+    return {
+        "title": title,
+        "body": text,
+        "link": args.link,
+        "wards": wards,
+        "topic": topic,
+        "send_at": send_at,
+    }
+
+
+def _notice_row(notice) -> dict:
+    return {
+        "id": notice.id,
+        "status": notice.status,
+        "send_at": notice.send_at.isoformat(),
+        "sent_at": notice.sent_at.isoformat() if notice.sent_at else None,
+        "wards": ",".join(notice.wards),
+        "topic": notice.topic,
+        "recipients": notice.recipients,
+        "delivered": notice.delivered,
+        "failed": notice.failed,
+        "title": notice.title,
+        "author": notice.author,
+    }
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Top-1 accuracy (entry, counter and office right) and MRR of the answering core."""
     from bot.answering.concierge import Concierge
@@ -565,6 +660,23 @@ def main(argv: list[str] | None = None) -> int:
     tasks = sub.add_parser("tasks", help="the task queue (LINE events): `worker` consumes it")
     tasks.add_argument("action", choices=["worker", "pending"])
     tasks.set_defaults(func=cmd_tasks)
+    no = sub.add_parser("notices", help="notices to LINE subscribers and the widget: send, list, cancel")
+    no_sub = no.add_subparsers(dest="action", required=True)
+    send = no_sub.add_parser("send", help="a notice to the subscribers of some wards and a topic")
+    send.add_argument("text", help="the notice's text")
+    send.add_argument("--ward", action="append", required=True, help="e.g. 中原区 (repeatable), or all")
+    send.add_argument(
+        "--topic", required=True, help="防災, 子育て, 窓口のお知らせ, 健康・福祉, イベント, or an id"
+    )
+    send.add_argument("--title", help="default: the text's first line, cut to 40 characters")
+    send.add_argument("--link", help="a https:// link under the text")
+    send.add_argument("--at", help="send later, at this Japan time (ISO, e.g. 2026-12-24T09:00)")
+    send.add_argument("--wait", action="store_true", help="until sent; print recipients, delivered, failed")
+    lst = no_sub.add_parser("list", help="newest first")
+    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--limit", type=int, default=50)
+    no_sub.add_parser("cancel", help="a notice not yet being sent").add_argument("id", type=int)
+    no.set_defaults(func=cmd_notices)
     ev = sub.add_parser("eval", help="top-1 accuracy and MRR on a question set (JSON lines)")
     ev.add_argument("file")
     ev.add_argument("-v", "--verbose", action="store_true", help="print the misses")

@@ -1,9 +1,11 @@
 """LINE Messaging API (line-bot-sdk v3): turn the bot's replies into LINE messages and send them.
 
 LINE limits a reply or push to 5 messages of at most 5,000 characters and 13 quick replies with
-labels of 20 characters; answers are split and cut to fit. The API host is configurable, so tests
-point the SDK at a local server standing in for LINE. Every call has a timeout, and whatever the SDK
-raises when LINE is unreachable, slow or refuses becomes one LineApiError.
+labels of 20 characters; answers are split and cut to fit. A multicast (notices) reaches at most 500
+user ids and carries a retry key: LINE takes a key once in 24 hours and answers a repeat 409. The
+API host is configurable, so tests point the SDK at a local server standing in for LINE. Every call
+has a timeout, and whatever the SDK raises when LINE is unreachable, slow or refuses becomes one
+LineApiError, with LINE's status and Retry-After when it answered.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from linebot.v3.messaging import (
     FlexContainer,
     FlexMessage,
     MessagingApi,
+    MulticastRequest,
     PostbackAction,
     PushMessageRequest,
     QuickReply,
@@ -33,6 +36,7 @@ MAX_MESSAGES = 5
 MAX_TEXT = 5000
 MAX_QUICK_REPLIES = 13
 MAX_LABEL = 20
+MAX_MULTICAST = 500  # user ids in one multicast
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,24 @@ class LineConfig:
 
 
 class LineApiError(Exception):
-    """The LINE API was unreachable, too slow, or refused the request (the text holds no message)."""
+    """The LINE API was unreachable, too slow, or refused the request (the text holds no message).
+
+    `status` is LINE's HTTP status (None when LINE did not answer: unreachable or too slow), and
+    `retry_after` the seconds LINE asked to wait (its Retry-After header), when it said."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _retry_after(err: ApiException) -> float | None:
+    """Retry-After in seconds (LINE sends a number); None when absent or not a number."""
+    value = (err.headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 # What the SDK raises when LINE is unreachable or slow (urllib3, sockets) or answers an error status.
@@ -156,8 +177,11 @@ class LineClient:
             with ApiClient(self._configuration) as client:
                 send(MessagingApi(client), self.config.timeout)
         except _SDK_ERRORS as err:
-            status = f" HTTP {err.status}" if isinstance(err, ApiException) else ""
-            raise LineApiError(f"{type(err).__name__}{status}") from err
+            if isinstance(err, ApiException) and err.status:  # status 0: the SDK's own (TLS) failure
+                raise LineApiError(
+                    f"{type(err).__name__} HTTP {err.status}", err.status, _retry_after(err)
+                ) from err
+            raise LineApiError(type(err).__name__) from err
 
     def reply(self, reply_token: str, messages: list) -> None:
         request = ReplyMessageRequest(reply_token=reply_token, messages=messages[:MAX_MESSAGES])
@@ -166,6 +190,16 @@ class LineClient:
     def push(self, user_id: str, messages: list) -> None:
         request = PushMessageRequest(to=user_id, messages=messages[:MAX_MESSAGES])
         self._call(lambda api, timeout: api.push_message(request, _request_timeout=timeout))
+
+    def multicast(self, user_ids: list[str], messages: list, retry_key: str) -> None:
+        """The same messages to up to 500 users. Send a batch again with the same `retry_key`: if
+        LINE took it before, it answers 409 (LineApiError.status) and delivers nothing twice."""
+        if not 0 < len(user_ids) <= MAX_MULTICAST:
+            raise ValueError(f"a multicast goes to 1 to {MAX_MULTICAST} users")
+        request = MulticastRequest(to=user_ids, messages=messages[:MAX_MESSAGES])
+        self._call(
+            lambda api, timeout: api.multicast(request, x_line_retry_key=retry_key, _request_timeout=timeout)
+        )
 
 
 def _link_button(label: str, uri: str) -> dict:

@@ -2,7 +2,10 @@
 worker`.
 
 The LINE webhook only verifies the signature and enqueues each event; the worker talks to Rasa and
-LINE. The queue is a SQLite file under var/ by default (embedded: no service to run) and Redis when
+LINE. Notices (bot/notices/sending.py) are sent here too: `send_notice` when staff send one now,
+and a sweep every minute — and once when a worker starts — for scheduled notices that are due and
+for sends whose worker was killed (their lease ran out). The queue is a SQLite file under var/ by
+default (embedded: no service to run) and Redis when
 `task_queue_url` names one (the cluster's), so any web process may enqueue and any worker consume.
 Queued events survive a stopped or killed worker: they wait in the file or in Redis. Results are
 not stored, and a task leaves the queue when a worker takes it, so a resident's message stays
@@ -12,6 +15,7 @@ there only until it is handled.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,9 @@ class TaskQueue:
         self.settings = settings
         self.huey = make_huey(settings)
         self._line = None
+        self._notice_line = None
+        self._started = False
+        self._startup_lock = threading.Lock()
         huey = self.huey
 
         @huey.task(name="line_event")
@@ -76,9 +83,43 @@ class TaskQueue:
 
             log.info("daily purge: %s", purge(self.settings))
 
+        @huey.task(name="send_notice")
+        def send_notice(notice_id: int) -> None:
+            """Send (or resume) one notice; nothing when it is not due or another worker has it."""
+            from bot.notices.sending import LeaseLost, send
+
+            try:
+                send(self.settings, notice_id, self.notice_line())
+            except LeaseLost as err:  # this worker stalled past its lease: the other one carries on
+                log.warning("%s", err)
+
+        # The sweeps are a query or two: ahead of the queue (priority), so they never wait behind
+        # residents' messages, nor leave anything queued behind the message a worker just answered.
+        @huey.task(name="notice_sweep", priority=10)
+        def notice_sweep(follow: bool = False) -> None:
+            self.sweep_notices(follow)
+
+        @huey.periodic_task(crontab(minute="*"), name="notice_sweep_periodic", priority=10)
+        def notice_sweep_periodic() -> None:
+            """Scheduled notices that are due, and sends whose worker is gone (every minute, and
+            when the consumer starts: Huey's scheduler looks at once)."""
+            self.sweep_notices(follow=False)
+
+        @huey.on_startup(name="resume_notices")
+        def resume_notices() -> None:
+            """Once per worker process (each thread calls this): resume what a stopped worker left,
+            and look again when a running lease ends — the lease of the worker this one replaces."""
+            with self._startup_lock:
+                if self._started:
+                    return
+                self._started = True
+            self.sweep_notices(follow=True)
+
         self.line_event = line_event
         self.line_push = line_push
         self.daily_purge = daily_purge
+        self.send_notice = send_notice
+        self.notice_sweep = notice_sweep
 
     def line_events(self):
         """The LINE event handler, built on first use (only the worker needs it)."""
@@ -87,6 +128,28 @@ class TaskQueue:
 
             self._line = LineEvents(self.settings, self.line_push)
         return self._line
+
+    def sweep_notices(self, follow: bool) -> None:
+        """Enqueue every due notice. `follow`: while a notice is being sent, sweep again when its
+        lease ends, so a send interrupted by a restart resumes then, not at the next minute."""
+        from bot.notices.sending import next_lease_end
+        from bot.notices.store import due
+
+        for notice_id in due(self.settings.database_url):
+            self.send_notice(notice_id)
+        wait = next_lease_end(self.settings) if follow else None
+        if wait is not None:
+            self.notice_sweep.schedule(args=(True,), delay=wait + 0.2)
+
+    def notice_line(self):
+        """The LINE client notices are multicast with; None when LINE is off (the notices are then
+        only shown in the widget)."""
+        if self._notice_line is None:
+            from bot.line_messaging import LineClient, LineConfig
+
+            config = LineConfig.from_settings(self.settings)
+            self._notice_line = LineClient(config) if config else None
+        return self._notice_line
 
     def pending(self) -> int:
         """Tasks waiting in the queue (and scheduled retries)."""
@@ -100,6 +163,6 @@ class TaskQueue:
             initial_delay=0.05,
             backoff=1.5,
             max_delay=0.5,
-            periodic=True,  # the daily purge
+            periodic=True,  # the daily purge, the notice sweep
         )
         consumer.run()

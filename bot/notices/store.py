@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from bot.notices.topics import TOPIC_IDS, topic_label
 from bot.payloads import WARDS
@@ -166,15 +166,13 @@ def current(database_url: str, ward: str | None, now: datetime | None = None) ->
 def due(database_url: str, now: datetime | None = None) -> list[int]:
     """Ids of notices to send now: scheduled and due, or sending with a lease that ran out (their
     sender was killed)."""
-    now = now or utcnow()
     with session_scope(database_url) as session:
-        rows = session.execute(
-            select(Notice.id).where(
-                ((Notice.status == "scheduled") & (Notice.send_at <= now))
-                | (
-                    (Notice.status == "sending")
-                    & ((Notice.lease_until.is_(None)) | (Notice.lease_until < now))
-                )
-            )
-        ).scalars()
-        return list(rows)
+        rows = session.execute(select(Notice.id).where(due_clause(now or utcnow())).order_by(Notice.id))
+        return list(rows.scalars())
+
+
+def due_clause(now: datetime) -> ColumnElement[bool]:
+    """The condition of `due`, also the one a sender claims a notice on (bot/notices/sending.py)."""
+    return ((Notice.status == "scheduled") & (Notice.send_at <= now)) | (
+        (Notice.status == "sending") & ((Notice.lease_until.is_(None)) | (Notice.lease_until < now))
+    )
