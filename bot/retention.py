@@ -15,6 +15,9 @@ docs/privacy.md):
   period has passed (by `at`); the rows stay, for the figures, linked to no one. A resident's
   erasure deletes their conversation's rows at once.
 - log files under var/logs/ (by modification time).
+- the notices' delivery log (`notice_deliveries`: notice, LINE user id, batch) of notices whose
+  sending ended (sent or cancelled) longer ago than its period; the notice and its batches keep
+  the counts. A resident's erasure deletes their rows at once.
 - notice subscriptions (bot/notices/subscriptions.py): not purged by age — they last until the
   resident stops them; a resident's erasure (and LINE's unfollow, which erases) deletes them.
 
@@ -43,7 +46,15 @@ from bot.japanese import nfkc
 from bot.notices import subscriptions
 from bot.settings import Settings
 from bot.storage.db import session_scope
-from bot.storage.models import AnswerEvent, AuditEntry, Ticket, TicketMessage, UnresolvedQuestion
+from bot.storage.models import (
+    AnswerEvent,
+    AuditEntry,
+    Notice,
+    NoticeDelivery,
+    Ticket,
+    TicketMessage,
+    UnresolvedQuestion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +65,7 @@ KINDS = (
     "audit_log",
     "log_files",
     "answer_conversation_keys",  # cleared on answer events (the rows stay), by the conversations' period
+    "notice_deliveries",  # the delivery log's rows (LINE user ids) of notices sent before the period
 )
 
 # Rasa 3.6's SQLTrackerStore.SQLEvent, only the columns the purge reads (rasa/core/tracker_store.py)
@@ -90,6 +102,7 @@ def _periods(settings: Settings, older_than_days: int | None) -> dict[str, int]:
         "audit_log": settings.retention_audit_days,
         "log_files": settings.retention_logs_days,
         "answer_conversation_keys": settings.retention_conversations_days,
+        "notice_deliveries": settings.retention_notice_deliveries_days,
     }
 
 
@@ -163,6 +176,12 @@ def purge(settings: Settings, older_than_days: int | None = None, dry_run: bool 
             answer_cutoff = cutoff["answer_conversation_keys"]
             linked = (AnswerEvent.at < answer_cutoff) & AnswerEvent.conversation.is_not(None)
             counts["answer_conversation_keys"] = session.scalar(select(func.count()).where(linked)) or 0
+            finished = select(Notice.id).where(
+                Notice.status.in_(("sent", "cancelled")),
+                func.coalesce(Notice.sent_at, Notice.created_at) < cutoff["notice_deliveries"],
+            )
+            deliveries = NoticeDelivery.notice_id.in_(finished)
+            counts["notice_deliveries"] = session.scalar(select(func.count()).where(deliveries)) or 0
             if not dry_run:
                 for start in range(0, len(ticket_ids), 500):
                     chunk = ticket_ids[start : start + 500]
@@ -172,6 +191,7 @@ def purge(settings: Settings, older_than_days: int | None = None, dry_run: bool 
                 session.execute(delete(UnresolvedQuestion).where(questions))
                 session.execute(delete(AuditEntry).where(audit))
                 session.execute(update(AnswerEvent).where(linked).values(conversation=None))
+                session.execute(delete(NoticeDelivery).where(deliveries))
             keep = _open_ticket_senders(session)
     except SQLAlchemyError as err:
         raise RetentionError(f"concierge database: {type(err).__name__}") from err
@@ -195,9 +215,11 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
     of that conversation (found by its key). An open hand-off ticket stays with the staff
     handling it (a report of abuse must still be acted on); it is counted in `open_tickets_kept`
     and purged like any closed ticket later. A LINE resident's notice subscriptions go too (their
-    sender id is their LINE user id, the subscriptions' address; issue 18).
+    sender id is their LINE user id, the subscriptions' address; issue 18), and their rows of the
+    notices' delivery log.
 
-    Returns counts: tracker_events, closed_tickets, open_tickets_kept, answer_events, subscriptions."""
+    Returns counts: tracker_events, closed_tickets, open_tickets_kept, answer_events, subscriptions,
+    notice_deliveries."""
     if not sender_id:
         raise ValueError("sender_id is required")
     key = conversation_key(sender_id, analytics_key(settings))
@@ -206,6 +228,8 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
         notice_subscriptions = subscriptions.forget(settings.database_url, sender_id)
         with session_scope(settings.database_url) as session:
             answers = session.execute(delete(AnswerEvent).where(AnswerEvent.conversation == key)).rowcount
+            mine_delivered = NoticeDelivery.line_user_id == sender_id
+            deliveries = session.execute(delete(NoticeDelivery).where(mine_delivered)).rowcount
             mine = select(Ticket.id, Ticket.status).where(Ticket.sender == sender_id)
             rows = session.execute(mine).all()
             closed = [tid for tid, status in rows if status == "closed"]
@@ -227,4 +251,5 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
         "open_tickets_kept": kept,
         "answer_events": answers or 0,
         "subscriptions": notice_subscriptions,
+        "notice_deliveries": deliveries or 0,
     }

@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     # Log files under var/ (by modification time): 14 days, enough to look into an incident
     # reported within two weeks; logs are for operating the service, not a record.
     retention_logs_days: int = env("CONCIERGE_RETAIN_LOGS_DAYS", 14, ge=0)
+    # The notices' delivery log (who was sent which notice: LINE user ids) for 30 days after a
+    # notice's sending ended: enough to answer 「届いていない」 from a resident; the counts stay.
+    retention_notice_deliveries_days: int = env("CONCIERGE_RETAIN_NOTICE_DELIVERIES_DAYS", 30, ge=0)
     # The task worker purges what is past its period every day at this hour, Japan time.
     purge_hour_jst: int = env("CONCIERGE_PURGE_HOUR_JST", 3, ge=0, le=23)
 

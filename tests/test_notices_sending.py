@@ -389,3 +389,38 @@ def test_a_send_interrupted_by_killing_the_worker_reaches_everyone_exactly_once_
         assert len(audit(settings, notice.id)) == 1
         assert resumed_in < 20  # the lease (2 s) and the rest of the send, not the minute's sweep
         assert not any(u in log for u in ids[:50] + ids[-50:])
+
+
+def test_the_delivery_log_goes_with_a_residents_erasure_and_after_its_period(settings):
+    """The delivery log holds LINE user ids: a resident's erasure deletes their rows at once, the
+    purge deletes a finished notice's rows after the period, and the notice keeps its counts."""
+    from bot.retention import erase_conversation, purge
+
+    ids = add_subscribers(settings, 3)
+    notice = new_notice(settings)
+    sending.send(settings, notice.id)
+    db = settings.database_url
+
+    def logged() -> list[str]:
+        with session_scope(db) as session:
+            return sorted(session.scalars(select(NoticeDelivery.line_user_id)))
+
+    assert logged() == sorted(ids)
+    assert erase_conversation(settings, ids[0])["notice_deliveries"] == 1
+    assert logged() == sorted(ids[1:])
+    assert purge(settings)["notice_deliveries"] == 0  # within its 30 days
+    assert purge(settings.replace(retention_notice_deliveries_days=0))["notice_deliveries"] == 2
+    assert logged() == []
+    after = store.get(db, notice.id)
+    assert (after.recipients, after.delivered) == (3, 3)
+
+
+def test_the_purge_never_touches_the_log_of_a_notice_still_being_sent(settings):
+    """A notice mid-send needs its delivery log to resume: not purged, whatever the period."""
+    from bot.retention import purge
+
+    add_subscribers(settings, 3)
+    notice = new_notice(settings)
+    lease = sending.claim(settings, notice.id)
+    assert lease is not None and sending.plan(lease)
+    assert purge(settings.replace(retention_notice_deliveries_days=0))["notice_deliveries"] == 0

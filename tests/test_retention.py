@@ -112,7 +112,7 @@ def test_purge_deletes_what_is_past_each_kinds_period(settings):
     before = _state(settings)
     expected = {
         "conversations": 1, "closed_tickets": 1, "unresolved_questions": 1, "audit_log": 1, "log_files": 2,
-        "answer_conversation_keys": 0,
+        "answer_conversation_keys": 0, "notice_deliveries": 0,
     }  # fmt: skip
     assert purge(settings, dry_run=True) == expected
     assert _state(settings) == before  # a dry run deletes nothing
@@ -135,7 +135,7 @@ def test_purge_older_than_zero_keeps_only_what_an_open_hand_off_needs(settings):
     counts = purge(settings, older_than_days=0)
     assert counts == {
         "conversations": 2, "closed_tickets": 2, "unresolved_questions": 2, "audit_log": 2, "log_files": 3,
-        "answer_conversation_keys": 0,
+        "answer_conversation_keys": 0, "notice_deliveries": 0,
     }  # fmt: skip
     after = _state(settings)
     assert after["senders"] == ["web-open"] and after["tickets"] == ["web-open"]
@@ -147,16 +147,19 @@ def test_erase_conversation_removes_one_residents_events_and_closed_tickets(sett
     assert erase_conversation(settings, "web-recent") == {
         "tracker_events": 4, "closed_tickets": 1, "open_tickets_kept": 0, "answer_events": 0,
         "subscriptions": 0,
+        "notice_deliveries": 0,
     }  # fmt: skip
     assert sorted(_senders(settings)) == ["web-old", "web-open"]  # nobody else's conversation
     assert erase_conversation(settings, "web-open") == {
         "tracker_events": 2, "closed_tickets": 0, "open_tickets_kept": 1, "answer_events": 0,
         "subscriptions": 0,
+        "notice_deliveries": 0,
     }  # fmt: skip
     assert _state(settings)["tickets"] == ["web-old", "web-open"]  # staff keep the open hand-off
     assert erase_conversation(settings, "web-never-seen") == {
         "tracker_events": 0, "closed_tickets": 0, "open_tickets_kept": 0, "answer_events": 0,
         "subscriptions": 0,
+        "notice_deliveries": 0,
     }  # fmt: skip
 
 

@@ -4,7 +4,6 @@ task worker and the live Rasa server into the subscriptions table."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -383,8 +382,6 @@ def test_two_line_residents_subscribe_to_their_wards_and_one_stops(line):
 
 def test_a_notice_sent_to_nakahara_reaches_only_the_nakahara_resident_until_they_stop(line):
     """Done-when 1 through `concierge notices send` (the sending part of issue 18)."""
-    if importlib.util.find_spec("bot.notices.sending") is None:
-        pytest.skip("bot/notices/sending.py (the sending part of issue 18) is not merged yet")
     from line_support import FakeLineApi, calls_to, text_event, wait_for
 
     nakahara, _saiwai = _subscribe_two_residents(line)
