@@ -116,6 +116,11 @@ OFFERS: dict[str, Offer] = _declare(
     # 「解決しましたか？」 under an answer: はい / いいえ (actions/feedback.py), a JSON boolean only
     Offer("feedback", {"helpful": Entity(boolean, required=True)}),
     Offer("rephrase"),  # 「言い換えて質問する」 after 「いいえ」
+    # notices: board answers (issue 18): the ward buttons of a board question (actions/board.py),
+    # the counter buttons of 「どの窓口？」, the disaster greeting's 「避難所を調べる」
+    Offer("ask_congestion", {"ward": Entity(one_of(WARDS)), "counter": Entity(knowledge_id("counters.yml"))}),
+    Offer("ask_special_opening", {"ward": Entity(one_of(WARDS))}),
+    Offer("ask_shelter", {"ward": Entity(one_of(WARDS))}),
 )
 
 _NO_IDS = KnowledgeIds(None)
