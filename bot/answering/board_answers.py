@@ -253,7 +253,8 @@ def disaster_greeting(database_url: str, ward: str | None, lang: str) -> Reply |
         alert = next(iter(board.active_alerts(database_url)), None)
     if alert is None:
         return None
-    area = f"（{say('utter_phrase_kinds_sep', lang).join(alert.wards)}）" if alert.wards else ""
+    wards = say("utter_phrase_kinds_sep", lang).join(alert.wards)
+    area = "" if not wards else f" ({wards})" if lang == "en" else f"（{wards}）"
     offer = OFFERS["ask_shelter"]
     payload = offer.payload(ward=ward) if ward else offer.payload()
     return Reply(
