@@ -141,3 +141,23 @@ def test_the_board_being_away_still_gets_a_reply(settings, settings_for, small_k
     assert dispatcher.messages[0]["response"] == "utter_greet"  # the greeting never fails for the board
     [shelters], _ = _ask("避難所はどこ", "ask_shelter", {"ward": "中原区"})  # from the knowledge alone
     assert "等々力緑地" in text_of(shelters)
+
+
+# --- end to end: the REST channel of the running stack ---
+
+
+def test_staff_set_congestion_is_what_the_bot_answers_through_the_rest_channel(stack, stack_settings):
+    """Done-when 2, first half: staff set 中原区's 区民課 to 混雑; the resident's question is answered
+    with it, by the trained model and the action server on the stack's database."""
+    import uuid
+
+    from bot.rasa_client import RasaClient
+
+    board.set_congestion(stack_settings.database_url, "中原区", "kumin", "staff-it", level="busy")
+    client = RasaClient(stack.rasa_url, token=stack.rasa_token)
+    reply = client.ask(f"board-{uuid.uuid4().hex[:8]}", "中原区役所の区民課は今混んでる？")
+    assert reply.intent == "ask_congestion"
+    assert "中原区役所の区民課は、ただいま「混雑」です" in reply.text, reply.text
+    board.set_congestion(stack_settings.database_url, "中原区", "kumin", "staff-it", level="quiet")
+    reply = client.ask(f"board-{uuid.uuid4().hex[:8]}", "中原区役所の区民課は今混んでる？")
+    assert "「空いています」" in reply.text, reply.text
