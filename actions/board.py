@@ -18,6 +18,7 @@ from actions.runtime import get_concierge, settings
 from bot.answering import board_answers
 from bot.answering.board_answers import Reply
 from bot.business_hours import JST
+from bot.notices import board
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,18 @@ def board_answer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Eve
         reply = Reply("utter_board_unavailable", {"hours": hours})
     utter(dispatcher, reply)
     return [SlotSet("ward", ward)] if ward else []
+
+
+def remind_of_disaster(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    """While disaster mode covers the resident's ward (or the whole city), one line with the staff's
+    message before the answer; the answer itself comes as usual."""
+    try:
+        alert = board.alert_for(settings().database_url, resident_ward(get_concierge(), tracker))
+    except SQLAlchemyError:  # the answer matters more than the reminder
+        log.warning("could not read disaster mode before an answer")
+        return
+    if alert is not None:
+        dispatcher.utter_message(response="utter_disaster_reminder", message=alert.message)
 
 
 class ActionGreet(ConciergeAction):

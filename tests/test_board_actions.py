@@ -132,6 +132,27 @@ def test_the_disaster_greeting_on_and_off(settings):
     assert greet({"ward": "中原区"})["response"] == "utter_greet"
 
 
+def test_other_answers_come_as_usual_with_a_one_line_reminder_in_disaster_mode(settings):
+    from actions.answer import ActionAnswer
+
+    def answer(text: str) -> list[dict]:
+        dispatcher = CollectingDispatcher()
+        ActionAnswer().respond(dispatcher, _tracker(text, "ask_procedure"), {})
+        return dispatcher.messages
+
+    [before] = answer("中原区に住んでいます。住民票がほしい")
+    board.start_disaster(settings.database_url, "大雨による避難指示が出ています。", ["中原区"], "admin")
+    reminder, during = answer("中原区に住んでいます。住民票がほしい")
+    assert (
+        text_of(reminder)
+        == "【災害情報】大雨による避難指示が出ています。（避難所は「避難所はどこ」と送ってください）"
+    )
+    assert during["text"] == before["text"] and "区民課" in during["text"]
+    assert len(answer("麻生区に住んでいます。住民票がほしい")) == 1  # not that ward's disaster
+    board.end_disaster(settings.database_url, "admin")
+    assert answer("中原区に住んでいます。住民票がほしい") == [before]
+
+
 def test_the_board_being_away_still_gets_a_reply(settings, settings_for, small_knowledge, tmp_path):
     settings_for(small_knowledge, tmp_path / "var", db_url=DOWN)
     [message], _ = _ask("中原区役所の区民課は今混んでる？", "ask_congestion")
@@ -141,6 +162,12 @@ def test_the_board_being_away_still_gets_a_reply(settings, settings_for, small_k
     assert dispatcher.messages[0]["response"] == "utter_greet"  # the greeting never fails for the board
     [shelters], _ = _ask("避難所はどこ", "ask_shelter", {"ward": "中原区"})  # from the knowledge alone
     assert "等々力緑地" in text_of(shelters)
+    from actions.answer import ActionAnswer
+
+    dispatcher = CollectingDispatcher()
+    ActionAnswer().respond(dispatcher, _tracker("中原区で住民票がほしい", "ask_procedure"), {})
+    [answer] = dispatcher.messages  # no reminder, the answer all the same
+    assert "区民課" in answer["text"]
 
 
 # --- end to end: the REST channel of the running stack ---
