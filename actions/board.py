@@ -14,9 +14,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import ConciergeAction, intent_of, resident_language, resident_ward
+from actions.dialogue import respond
 from actions.runtime import get_concierge, settings
 from bot.answering import board_answers
 from bot.answering.board_answers import Reply
+from bot.answering.composer import OTHER_WARD_PAYLOAD
+from bot.answering.concierge import Concierge
 from bot.business_hours import JST
 from bot.notices import board
 
@@ -52,26 +55,56 @@ class ActionBoardAnswer(ConciergeAction):
         return board_answer(dispatcher, tracker)
 
 
+BOARD_INTENTS = ("ask_congestion", "ask_special_opening", "ask_shelter")
+
+
 def board_answer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """A board question; or, right after one (the rule), a ward typed alone, which answers that
+    question for the ward. Anything more than a ward is handed to the usual ward step."""
     concierge = get_concierge()
+    intent, counter = intent_of(tracker), _entity(tracker, "counter")
+    if intent not in BOARD_INTENTS:
+        pending = _pending(concierge, tracker)
+        if pending is None:
+            return [SlotSet("board_question", None), *respond(concierge, dispatcher, tracker)]
+        intent, counter = pending
     kb, database_url = concierge.kb, settings().database_url
     ward, lang = resident_ward(concierge, tracker), resident_language(tracker)
-    text, intent = tracker.latest_message.get("text") or "", intent_of(tracker)
+    text = tracker.latest_message.get("text") or ""
     try:
         if intent == "ask_shelter":
             reply = board_answers.shelters_reply(kb, ward, lang)
         elif intent == "ask_special_opening":
             reply = board_answers.openings_reply(kb, database_url, ward, lang, now())
         else:
-            counter = _entity(tracker, "counter")
             reply = board_answers.congestion_reply(kb, database_url, ward, text, lang, now(), counter)
+            found = kb.counters.get(counter or "") or board_answers.find_counter(kb, text)
+            counter = found.id if found else None
     except SQLAlchemyError:  # the board is away: say so, with the hours that do not change
         log.exception("could not read the board")
         office = kb.ward_office(ward) if ward else None
         hours = "／".join(office.hours) if office else ""
         reply = Reply("utter_board_unavailable", {"hours": hours})
     utter(dispatcher, reply)
-    return [SlotSet("ward", ward)] if ward else []
+    question = f"{intent} {counter}" if counter else intent
+    return [SlotSet("board_question", question), *([SlotSet("ward", ward)] if ward else [])]
+
+
+def _pending(concierge: Concierge, tracker: Tracker) -> tuple[str, str | None] | None:
+    """The board question a ward typed alone answers (the `board_question` slot), if this is one."""
+    intent, _, counter = (tracker.get_slot("board_question") or "").partition(" ")
+    text = tracker.latest_message.get("text") or ""
+    if (
+        intent_of(tracker) != "inform_ward"
+        or intent not in BOARD_INTENTS
+        or tracker.get_slot("handoff_pending")
+    ):
+        return None
+    if text.strip() == OTHER_WARD_PAYLOAD or concierge.says_more_than_place(text):
+        return None
+    if resident_ward(concierge, tracker) is None:
+        return None
+    return intent, counter or None
 
 
 def remind_of_disaster(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:

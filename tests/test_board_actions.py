@@ -104,6 +104,26 @@ def test_the_next_saturday_and_a_published_holiday_opening(settings, monkeypatch
     assert lines[2] == "・8月11日（土） 09:00〜12:00 休日開庁（区民課）"
 
 
+def test_a_ward_typed_after_the_question_answers_it(settings):
+    board.set_congestion(settings.database_url, "中原区", "kumin", "staff-1", level="some")
+    [asked], events = _ask("区民課は混んでいますか", "ask_congestion")
+    slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+    assert asked["response"] == "utter_board_ask_ward" and slots == {"board_question": "ask_congestion kumin"}
+    [message], events = _ask("中原区です", "inform_ward", slots, [{"entity": "ward", "value": "中原区"}])
+    assert "中原区役所の区民課は、ただいま「やや混雑」です" in text_of(message)
+    # more than a ward: the usual ward step (the question is answered from the knowledge)
+    [answer, *_], events = _ask("中原区に住んでいます。住民票がほしい", "inform_ward", slots)
+    assert "区民課" in answer["text"] and "「やや混雑」" not in answer["text"]
+    assert {"event": "slot", "timestamp": None, "name": "board_question", "value": None} in events
+
+
+def test_a_ward_typed_while_a_hand_off_waits_goes_to_the_hand_off(settings):
+    slots = {"board_question": "ask_shelter", "handoff_pending": "requested"}
+    messages, events = _ask("中原区です", "inform_ward", slots, [{"entity": "ward", "value": "中原区"}])
+    assert messages[0]["response"] in ("utter_handoff_opened", "utter_handoff_spooled")
+    assert any(e.get("event") == "pause" for e in events)
+
+
 def test_shelters_of_the_residents_ward(settings):
     [message], _ = _ask("避難所はどこ", "ask_shelter", {"ward": "中原区"})
     text = text_of(message)
