@@ -208,3 +208,19 @@ def test_staff_set_congestion_is_what_the_bot_answers_through_the_rest_channel(s
     board.set_congestion(stack_settings.database_url, "中原区", "kumin", "staff-it", level="quiet")
     reply = client.ask(f"board-{uuid.uuid4().hex[:8]}", "中原区役所の区民課は今混んでる？")
     assert "「空いています」" in reply.text, reply.text
+
+
+def test_a_shelter_question_then_the_ward_typed_through_the_rest_channel(stack):
+    import uuid
+
+    from bot.rasa_client import RasaClient
+
+    client, sender = RasaClient(stack.rasa_url, token=stack.rasa_token), f"board-{uuid.uuid4().hex[:8]}"
+    asked = client.ask(sender, "避難所はどこ")
+    assert (
+        asked.intent == "ask_shelter"
+        and len([b for m in asked.messages for b in m.get("buttons") or []]) == 7
+    )
+    reply = client.ask(sender, "多摩区です")
+    assert "多摩区の避難所・避難場所のご案内です。" in reply.text and "生田緑地" in reply.text, reply.text
+    assert "避難指示が出たときは" in reply.text
