@@ -7,6 +7,7 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.board import remind_of_disaster
 from actions.common import ConciergeAction
 from actions.dialogue import respond
 from actions.runtime import get_concierge
@@ -17,4 +18,5 @@ class ActionAnswer(ConciergeAction):
         return "action_answer"
 
     def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        remind_of_disaster(dispatcher, tracker)  # notices: board answers (issue 18)
         return respond(get_concierge(), dispatcher, tracker)

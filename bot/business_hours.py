@@ -49,6 +49,14 @@ def _window(schedule: Schedule, day: datetime) -> tuple[datetime, datetime] | No
     return start, end
 
 
+def openings_from(schedule: Schedule, now: datetime, days: int) -> list[tuple[datetime, datetime]]:
+    """Every window of `schedule` still to come from `now` through the next `days` days: the
+    regular Saturday openings a resident asks about (「次の土曜開庁は？」), holidays skipped."""
+    now = now.astimezone(JST)
+    found = (_window(schedule, now + timedelta(days=offset)) for offset in range(days + 1))
+    return [w for w in found if w and w[1] > now]
+
+
 def next_opening(schedules: list[Schedule], now: datetime) -> tuple[datetime, datetime, bool]:
     """(opening, closing, open_now) of the first window at or after `now` (looks 14 days ahead:
     the longest closure, the year-end break with a weekend and 成人の日, is 9 days)."""

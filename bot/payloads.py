@@ -123,6 +123,11 @@ OFFERS: dict[str, Offer] = _declare(
     Offer("subscribe", {"ward": Entity(one_of(WARDS), required=True), "topic": Entity(one_of(TOPIC_IDS))}),
     Offer("unsubscribe", {"topic": Entity(one_of(TOPIC_IDS))}),
     Offer("subscriptions"),
+    # notices: board answers (issue 18): the ward buttons of a board question (actions/board.py),
+    # the counter buttons of 「どの窓口？」, the disaster greeting's 「避難所を調べる」
+    Offer("ask_congestion", {"ward": Entity(one_of(WARDS)), "counter": Entity(knowledge_id("counters.yml"))}),
+    Offer("ask_special_opening", {"ward": Entity(one_of(WARDS))}),
+    Offer("ask_shelter", {"ward": Entity(one_of(WARDS))}),
 )
 
 _NO_IDS = KnowledgeIds(None)

@@ -260,3 +260,62 @@ def test_an_unquoted_time_is_reported_not_read_as_a_number(small_knowledge: Path
 def test_a_broken_entry_is_reported_once_not_by_every_entry_naming_it(small_knowledge: Path):
     problems = _problems_after(small_knowledge, "counters.yml", "name: 区民課", "name: ''")
     assert problems == ["counters.yml:1: missing 'name' in entry 'kumin'"]  # services.yml names kumin too
+
+
+# notices: board answers (issue 18)
+SHELTERS = """# shelters
+- id: todoroki-ryokuchi
+  name: 等々力緑地
+  ward: 中原区
+  kind: 広域避難場所
+  source: city-web / 広域避難場所
+  review: true
+- id: city-schools
+  name: 市立の小学校・中学校など
+  kind: 指定避難所
+  source: city-web
+  review: true
+"""
+
+
+def test_shelters_load_with_their_ward_and_source(small_knowledge: Path):
+    (small_knowledge / "shelters.yml").write_text(SHELTERS, encoding="utf-8")
+    kb = load_knowledge(small_knowledge)
+    assert [s.id for s in kb.shelters_for("中原区")] == ["todoroki-ryokuchi", "city-schools"]
+    assert [s.id for s in kb.shelters_for("麻生区")] == ["city-schools"]  # citywide only
+    assert kb.shelters[0].source.section == "広域避難場所" and kb.shelters[0].origin == "shelters.yml:2"
+    assert kb.awaiting_review["shelters.yml"] == 2
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            "  review: true\n",
+            "  reveiw: true\n",
+            "shelters.yml:2: unknown key 'reveiw' (did you mean 'review'?)",
+        ),
+        ("ward: 中原区", "ward: 横浜区", "shelters.yml:2: unknown ward '横浜区'"),
+        (
+            "source: city-web / 広域避難場所",
+            "source: bousai-page",
+            "shelters.yml:2: unknown source 'bousai-page' (see sources.yml)",
+        ),
+        (
+            "kind: 広域避難場所",
+            "kind: 公園",
+            "shelters.yml:2: 'kind': Input should be '指定避難所', '指定緊急避難場所', '広域避難場所', "
+            "'津波避難施設' or '福祉避難所'",
+        ),
+        (
+            "id: city-schools",
+            "id: todoroki-ryokuchi",
+            "shelters.yml:8: duplicate id 'todoroki-ryokuchi' (first at shelters.yml:2)",
+        ),
+    ],
+)
+def test_a_broken_shelter_is_reported_with_its_file_and_line(
+    small_knowledge: Path, old: str, new: str, problem: str
+):
+    (small_knowledge / "shelters.yml").write_text(SHELTERS, encoding="utf-8")
+    assert _problems_after(small_knowledge, "shelters.yml", old, new) == [problem]

@@ -102,9 +102,11 @@ def _validate(model: type[Entry], raw: Any, origin: str, declared: dict, problem
         return None
 
 
-def _duplicate_ids(files: dict[str, list[tuple[Any, str]]]) -> list[str]:
+def _duplicate_ids(
+    files: dict[str, list[tuple[Any, str]]], names: tuple[str, ...] = _SHARED_IDS
+) -> list[str]:
     problems, seen = [], {}
-    for raw, origin in (entry for name in _SHARED_IDS for entry in files[name]):
+    for raw, origin in (entry for name in names for entry in files[name]):
         key = _id(raw)
         if key is not None and key in seen:
             problems.append(f"{origin}: duplicate id {key!r} (first at {seen[key]})")
@@ -118,6 +120,7 @@ def load_knowledge(folder: Path, strict: bool = True) -> KnowledgeBase:
     problems: list[str] = []
     files = {name: _read(Path(folder) / name, problems) for name in FILES}
     problems += _duplicate_ids(files)
+    problems += _duplicate_ids(files, ("shelters.yml",))  # notices: board answers (issue 18)
     # What references may name: every id a file declares, even on an entry that is itself broken.
     declared = {name: {_id(raw) for raw, _ in entries} - {None} for name, entries in files.items()}
     catalog = Catalog()

@@ -197,6 +197,24 @@ class SensitiveTopic:
     origin: str = ""
 
 
+# notices: board answers (issue 18)
+@dataclass(frozen=True)
+class Shelter:
+    """A shelter or evacuation site the city designates: what the bot names in a disaster, always
+    with the city's current list beside it (the list changes; this is never the whole of it)."""
+
+    id: str
+    name: str
+    kind: str  # 指定避難所, 広域避難場所, 津波避難施設 …
+    source: Source
+    ward: str | None = None  # None: citywide (e.g. the municipal schools)
+    name_en: str = ""
+    address: str = ""
+    note: str = ""
+    review: bool = False
+    origin: str = ""  # file:line in knowledge/, for editors
+
+
 @dataclass(frozen=True)
 class Town:
     name: str
@@ -222,6 +240,8 @@ class KnowledgeBase:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     sensitive: list[SensitiveTopic] = field(default_factory=list)
     awaiting_review: dict[str, int] = field(default_factory=dict)  # file → entries marked review: true
+    # notices: board answers (issue 18)
+    shelters: list[Shelter] = field(default_factory=list)
 
     def offices_in(
         self, ward: str, kinds: tuple[str, ...] = (), include_closed: bool = False
@@ -242,3 +262,8 @@ class KnowledgeBase:
 
     def closed_offices(self) -> list[Office]:
         return [o for o in self.offices.values() if not o.is_open]
+
+    # notices: board answers (issue 18)
+    def shelters_for(self, ward: str) -> list[Shelter]:
+        """The ward's own shelters first, then the citywide entries."""
+        return [s for s in self.shelters if s.ward == ward] + [s for s in self.shelters if s.ward is None]

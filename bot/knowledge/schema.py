@@ -39,6 +39,7 @@ from bot.knowledge.model import (
     Schedule,
     SensitiveTopic,
     Service,
+    Shelter,
     Source,
     Town,
 )
@@ -380,6 +381,25 @@ class SensitiveEntry(Entry):
         )
 
 
+# notices: board answers (issue 18)
+ShelterKind = Literal["指定避難所", "指定緊急避難場所", "広域避難場所", "津波避難施設", "福祉避難所"]
+
+
+class ShelterEntry(Cited):
+    """shelters.yml: a shelter or evacuation site the city designates (no `ward`: citywide)."""
+
+    id: Id
+    name: Text
+    name_en: str = ""
+    kind: ShelterKind
+    ward: Ward | None = None
+    address: str = ""
+    note: str = ""
+
+    def add_to(self, catalog: Catalog, origin: str) -> None:
+        catalog.kb.shelters.append(_record(Shelter, self, source=catalog.source(self.source), origin=origin))
+
+
 # Each file's model, in the order records are built: counters before the services and sensitive
 # topics that hold them, schedules and sources before everything that names them.
 FILES: dict[str, type[Entry]] = {
@@ -393,6 +413,8 @@ FILES: dict[str, type[Entry]] = {
     "policy.yml": PolicyEntry,
     "towns.yml": TownsEntry,
     "sensitive.yml": SensitiveEntry,
+    # notices: board answers (issue 18)
+    "shelters.yml": ShelterEntry,
 }
 
 
