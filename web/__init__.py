@@ -85,7 +85,8 @@ def create_app(settings: Settings) -> Flask:
         from bot.tasks import TaskQueue
         from web.line import create_blueprint
 
-        line_bp = create_blueprint(line_config, TaskQueue(settings))
+        tasks = app.extensions["task_queue"] = TaskQueue(settings)  # the console's send_notice too
+        line_bp = create_blueprint(line_config, tasks)
         csrf.exempt(line_bp)  # LINE signs its requests; the signature is checked instead
         app.register_blueprint(line_bp)
     app.config["LINE_ENABLED"] = line_config is not None
