@@ -112,8 +112,11 @@ def test_compose_preview_confirm_sends_a_notice_now(console):
     assert done.status_code == 302 and done.headers["Location"].endswith("/staff/notices")
     (notice,) = _notices(settings)
     assert (notice.title, notice.ward_list, notice.topic, notice.author) == (
-        "避難所の開設", ["中原区"], "bousai", "tanaka"
-    )  # fmt: skip
+        "避難所の開設",
+        ["中原区"],
+        "bousai",
+        "tanaka",
+    )
     assert notice.status == "scheduled" and notice.link == NOTICE["link"]
     assert app.extensions["task_queue"].sent == [notice.id]  # the worker is asked to send it now
     assert ("tanaka", "notice-create", f"notice:{notice.id}") in _actions(settings)
@@ -163,10 +166,24 @@ def test_ward_staff_cannot_post_for_another_ward_nor_cancel_its_notice(console):
             assert _post(tanaka, "/staff/notices", do=step, **{**NOTICE, "wards": wards}).status_code == 403
     assert _notices(settings) == []
     later = datetime.now(UTC) + timedelta(days=1)
-    saiwai = store.create(settings.database_url, title="幸区の行事", body="本文", wards=["幸区"], topic="event",
-                          author="kato", send_at=later)  # fmt: skip
-    both = store.create(settings.database_url, title="両区", body="本文", wards=["中原区", "幸区"],
-                        topic="event", author="kato", send_at=later)  # fmt: skip
+    saiwai = store.create(
+        settings.database_url,
+        title="幸区の行事",
+        body="本文",
+        wards=["幸区"],
+        topic="event",
+        author="kato",
+        send_at=later,
+    )
+    both = store.create(
+        settings.database_url,
+        title="両区",
+        body="本文",
+        wards=["中原区", "幸区"],
+        topic="event",
+        author="kato",
+        send_at=later,
+    )
     listing = _text(tanaka.get("/staff/notices"))
     assert "幸区の行事" not in listing and "両区" in listing  # a notice touching their ward is listed
     assert f"/staff/notices/{both.id}/cancel" not in listing  # … but not theirs to cancel
@@ -182,7 +199,13 @@ def test_an_editor_schedules_a_notice_in_japan_time_and_cancels_it(console):
     page = ito.get("/staff/notices").get_data(as_text=True)
     assert all(f'value="{w}"' in page for w in WARDS)  # every ward for an editor
     tomorrow = datetime.now(JST).date() + timedelta(days=1)
-    form = {**NOTICE, "wards": ["幸区", "中原区"], "topic": "event", "when": "at", "send_at": f"{tomorrow}T09:00"}
+    form = {
+        **NOTICE,
+        "wards": ["幸区", "中原区"],
+        "topic": "event",
+        "when": "at",
+        "send_at": f"{tomorrow}T09:00",
+    }
     preview = _text(_post(ito, "/staff/notices", do="preview", **form))
     assert "【中原区・幸区・イベント】避難所の開設" not in preview  # wards in the city's order …
     assert "【幸区・中原区・イベント】避難所の開設" in preview and "予約する" in preview
@@ -237,15 +260,25 @@ def test_only_an_admin_turns_disaster_mode_on_and_off(console):
     assert _active(settings) == []
     kato = _client(app, "kato")
     assert "/staff/disaster" in kato.get("/staff/notices").get_data(as_text=True)
-    resp = _post(kato, "/staff/disaster", scope="wards", wards=["中原区"], message="中原区に避難指示が出ています。",
-                 notice="yes", title="避難指示")  # fmt: skip
+    resp = _post(
+        kato,
+        "/staff/disaster",
+        scope="wards",
+        wards=["中原区"],
+        message="中原区に避難指示が出ています。",
+        notice="yes",
+        title="避難指示",
+    )
     assert resp.status_code == 302
     (alert,) = _active(settings)
     assert alert.wards == ("中原区",) and board.alert_for(settings.database_url, "幸区") is None
     (notice,) = _notices(settings)  # sent as a 防災 notice at the same time
     assert (notice.title, notice.body, notice.topic, notice.ward_list) == (
-        "避難指示", "中原区に避難指示が出ています。", "bousai", ["中原区"]
-    )  # fmt: skip
+        "避難指示",
+        "中原区に避難指示が出ています。",
+        "bousai",
+        ["中原区"],
+    )
     assert app.extensions["task_queue"].sent == [notice.id]
     with session_scope(settings.database_url) as session:
         assert session.get(DisasterAlert, alert.id).notice_id == notice.id
@@ -304,7 +337,10 @@ def test_ward_staff_set_their_counters_congestion_and_an_old_status_shows_as_old
         ({"level": "", "minutes": ""}, "混雑の程度か待ち時間を入力してください。"),
         ({"level": "", "minutes": "abc"}, "待ち時間は分の数（例: 20）で入力してください。"),
         ({"level": "busy", "minutes": "601"}, "待ち時間は0〜600分で入力してください。"),
-        ({"level": "packed", "minutes": ""}, "混雑の程度は「空いています」「やや混雑」「混雑」から選んでください。"),
+        (
+            {"level": "packed", "minutes": ""},
+            "混雑の程度は「空いています」「やや混雑」「混雑」から選んでください。",
+        ),
     ],
 )
 def test_a_congestion_mistake_is_shown_beside_its_counter(console, data, message):
@@ -342,8 +378,15 @@ def test_openings_are_published_checked_and_removed(console):
     tanaka = _client(app, "tanaka")
     today = datetime.now(JST).date()
     saturday, wednesday = _next_weekday(today, 5), _next_weekday(today, 2)
-    good = {"ward": "中原区", "day": saturday.isoformat(), "opens": "9:00", "closes": "12:00", "kind": "holiday",
-            "counters": ["kumin"], "note": "転入・転出の届出のみ"}  # fmt: skip
+    good = {
+        "ward": "中原区",
+        "day": saturday.isoformat(),
+        "opens": "9:00",
+        "closes": "12:00",
+        "kind": "holiday",
+        "counters": ["kumin"],
+        "note": "転入・転出の届出のみ",
+    }
     mistakes = [
         ({"day": (today - timedelta(days=1)).isoformat()}, "過去の日付は公開できません。"),
         ({"opens": "12:00", "closes": "09:00"}, "終了時刻は開始時刻より後にしてください。"),
@@ -357,13 +400,21 @@ def test_openings_are_published_checked_and_removed(console):
         assert resp.status_code == 400 and message in _text(resp), change
         assert 'value="転入・転出の届出のみ"' in _text(resp)  # what was typed is kept
     assert board.upcoming_openings(settings.database_url) == []
-    temporary = {**good, "day": wednesday.isoformat(), "kind": "temporary", "opens": "17:00", "closes": "19:00"}
+    temporary = {
+        **good,
+        "day": wednesday.isoformat(),
+        "kind": "temporary",
+        "opens": "17:00",
+        "closes": "19:00",
+    }
     assert _post(tanaka, "/staff/openings", **temporary).status_code == 302  # a weekday's evening counter
     assert _post(tanaka, "/staff/openings", **good).status_code == 302
     assert _post(tanaka, "/staff/openings", **{**good, "ward": "幸区"}).status_code == 403
     shown = board.upcoming_openings(settings.database_url)
-    assert {(o.ward, o.day, o.kind) for o in shown} == {("中原区", wednesday, "temporary"),
-                                                       ("中原区", saturday, "holiday")}  # fmt: skip
+    assert {(o.ward, o.day, o.kind) for o in shown} == {
+        ("中原区", wednesday, "temporary"),
+        ("中原区", saturday, "holiday"),
+    }
     page = _text(tanaka.get("/staff/openings"))
     assert f"{console_text.day_ja(saturday)}" in page and "休日開庁" in page and "09:00〜12:00" in page
     opening = next(o for o in shown if o.kind == "holiday")
@@ -381,7 +432,11 @@ def test_a_holiday_opening_on_a_public_holiday_or_the_year_end_is_accepted(conso
     today = datetime.now(JST).date()
     year = today.year + 1
     national = next(d for d in sorted(holidays.JP(years=year)) if d.weekday() < 5)
-    for day in (national, date(year, 12, 29), date(year, 1, 2) if date(year, 1, 2).weekday() < 5 else date(year, 1, 3)):
+    for day in (
+        national,
+        date(year, 12, 29),
+        date(year, 1, 2) if date(year, 1, 2).weekday() < 5 else date(year, 1, 3),
+    ):
         opening = board.add_opening(settings.database_url, "中原区", day, "9:00", "12:00", "holiday", "kato")
         assert opening.day == day
 
@@ -418,8 +473,10 @@ def test_the_new_pages_have_unique_ids_labels_and_the_consoles_headers(console):
     board.set_congestion(settings.database_url, "川崎区", "kumin", "kato", "busy")
     board.start_disaster(settings.database_url, "テスト", [], "kato")
     preview = _post(kato, "/staff/notices", do="preview", **NOTICE)
-    pages = {url: kato.get(url) for url in ("/staff/notices", "/staff/disaster", "/staff/congestion",
-                                            "/staff/openings")}  # fmt: skip
+    pages = {
+        url: kato.get(url)
+        for url in ("/staff/notices", "/staff/disaster", "/staff/congestion", "/staff/openings")
+    }
     for url, resp in {**pages, "preview": preview}.items():
         assert resp.status_code == 200, url
         parsed = _FormsAndIds()
