@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> Flask:
             LineClient(line_config) if line_config else None,
         ),
     )
+    from web import staff_notices  # noqa: F401  (its pages — notices, disaster mode … — join staff_bp)
     from web.staff import bp as staff_bp
     from web.staff import login_manager
     from web.widget import bp as widget_bp

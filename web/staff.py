@@ -690,7 +690,3 @@ def rollback(revision_id: int):
 @role_required("admin")
 def audit_page():
     return render_template("staff/audit.html", rows=audit_log(_settings().database_url))
-
-
-# The pages for notices, disaster mode, congestion and openings register themselves on `bp`.
-from web import staff_notices  # noqa: E402, F401
