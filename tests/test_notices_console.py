@@ -488,3 +488,21 @@ def test_the_new_pages_have_unique_ids_labels_and_the_consoles_headers(console):
         assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", resp.get_data(as_text=True)), url
     anonymous = app.test_client().get("/staff/notices")
     assert anonymous.status_code == 302 and "/staff/login" in anonymous.headers["Location"]
+
+
+def test_a_second_click_on_send_does_not_send_the_notice_twice(console):
+    app, settings = console
+    tanaka = _client(app, "tanaka")
+    assert _post(tanaka, "/staff/notices", do="confirm", **NOTICE).status_code == 302
+    again = _post(tanaka, "/staff/notices", do="confirm", **NOTICE)  # the back button and resend
+    assert again.status_code == 302
+    (notice,) = _notices(settings)
+    assert app.extensions["task_queue"].sent == [notice.id]
+    assert f"同じお知らせ #{notice.id} をもう受け付けています" in _text(tanaka.get("/staff/notices"))
+    other = {**NOTICE, "title": "避難所の開設（続報）"}  # a different notice goes out
+    assert _post(tanaka, "/staff/notices", do="confirm", **other).status_code == 302
+    assert len(_notices(settings)) == 2 and len(app.extensions["task_queue"].sent) == 2
+    tomorrow = datetime.now(JST).date() + timedelta(days=1)
+    for send_at in (f"{tomorrow}T09:00", f"{tomorrow}T09:00", f"{tomorrow}T10:00"):
+        _post(tanaka, "/staff/notices", do="confirm", **{**NOTICE, "when": "at", "send_at": send_at})
+    assert len(_notices(settings)) == 4  # 09:00 once, 10:00 once

@@ -11,7 +11,7 @@ the audit log. The sending itself is the task worker's (bot/tasks.py `send_notic
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -108,6 +108,24 @@ def _checked(fields: dict) -> datetime | None:
     return _send_time(fields)
 
 
+DUPLICATE_WINDOW = timedelta(minutes=2)
+
+
+def _same_notice_just_made(fields: dict, send_at: datetime | None) -> store.NoticeView | None:
+    """The same notice by the same person moments ago (for the same time, when scheduled): a second
+    click on 送信する, or the browser's back and resend. Residents must not get it twice."""
+    wanted = (current_user.name, fields["title"].strip(), fields["body"].strip(), tuple(fields["wards"]),
+              fields["topic"], fields["link"] or None)  # fmt: skip
+    for notice in store.listing(_settings().database_url, fields["wards"], limit=20):
+        made = (notice.author, notice.title, notice.body, notice.wards, notice.topic, notice.link)
+        if made != wanted or notice.status == "cancelled":
+            continue
+        when = notice.send_at if notice.send_at.tzinfo else notice.send_at.replace(tzinfo=UTC)
+        if when == send_at or (send_at is None and abs(_now() - when) < DUPLICATE_WINDOW):
+            return notice
+    return None
+
+
 def _empty_notice() -> dict:
     mine = _my_wards()
     return {"title": "", "body": "", "link": "", "wards": mine if len(mine) == 1 else [], "topic": "",
@@ -156,6 +174,10 @@ def notice_compose():
             "staff/notice_preview.html", fields=fields, line=text, widget=widget, send_at=send_at,
             form=ActionForm(),
         )  # fmt: skip
+    if twin := _same_notice_just_made(fields, send_at):
+        flash(f"同じお知らせ #{twin.id} をもう受け付けています。"
+              "二重に届かないよう、今回の操作では送りませんでした。")  # fmt: skip
+        return redirect(url_for("staff.notices"))
     notice = store.create(
         _settings().database_url, title=fields["title"], body=fields["body"], wards=fields["wards"],
         topic=fields["topic"], author=current_user.name, link=fields["link"] or None, send_at=send_at,
