@@ -284,9 +284,11 @@ def test_only_an_admin_turns_disaster_mode_on_and_off(console):
         assert session.get(DisasterAlert, alert.id).notice_id == notice.id
     page = _text(kato.get("/staff/disaster"))
     assert "中原区に避難指示が出ています。" in page and "終了する" in page
+    assert "災害モード中: 中原区" in _text(_client(app, "tanaka").get("/staff/tickets"))  # on every page
     assert ("kato", "disaster-start", f"alert:{alert.id}") in _actions(settings)
     assert _post(kato, "/staff/disaster/end", alert=str(alert.id)).status_code == 302
     assert _active(settings) == [] and "災害モードは有効ではありません" in _text(kato.get("/staff/disaster"))
+    assert "災害モード中" not in _text(kato.get("/staff/tickets"))
     assert ("kato", "disaster-end", f"alert:{alert.id}") in _actions(settings)
 
 

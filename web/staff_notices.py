@@ -64,6 +64,14 @@ def _send_now(notice_id: int) -> bool:
     return True
 
 
+@bp.context_processor
+def _disaster_mode() -> dict:
+    """Every console page says when disaster mode is on: staff answering residents should know."""
+    if not current_user.is_authenticated:
+        return {"disaster_alerts": []}
+    return {"disaster_alerts": board.active_alerts(_settings().database_url)}
+
+
 # --- notices ---------------------------------------------------------------------------------
 
 
