@@ -365,7 +365,11 @@
       : when.toLocaleDateString("ja-JP", { month: "long", day: "numeric", timeZone: "Asia/Tokyo" });
   };
 
+  let boardShown = "";  // what the board shows now: unchanged data leaves it (and an opened notice) as it is
   function showBoard(data) {
+    const seen = JSON.stringify(data || null);
+    if (seen === boardShown) return;
+    boardShown = seen;
     const alert = data && data.disaster && data.disaster.message ? data.disaster : null;
     alertBox.replaceChildren();
     if (alert) alertBox.append(el("strong", { class: "kc-alert-title" }, "災害情報"),
