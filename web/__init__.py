@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> Flask:
             LineClient(line_config) if line_config else None,
         ),
     )
+    from web import staff_notices  # noqa: F401  (its pages — notices, disaster mode … — join staff_bp)
     from web.staff import bp as staff_bp
     from web.staff import login_manager
     from web.widget import bp as widget_bp
@@ -85,7 +86,8 @@ def create_app(settings: Settings) -> Flask:
         from bot.tasks import TaskQueue
         from web.line import create_blueprint
 
-        line_bp = create_blueprint(line_config, TaskQueue(settings))
+        tasks = app.extensions["task_queue"] = TaskQueue(settings)  # the console's send_notice too
+        line_bp = create_blueprint(line_config, tasks)
         csrf.exempt(line_bp)  # LINE signs its requests; the signature is checked instead
         app.register_blueprint(line_bp)
     app.config["LINE_ENABLED"] = line_config is not None

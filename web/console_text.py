@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 JST = timezone(timedelta(hours=9), "JST")  # Japan keeps no daylight saving time
 
@@ -57,6 +57,21 @@ FIELD = {
     "ward_en": "区名（ローマ字）",
     "towns": "町名・駅名（YAML）",
 }
+NOTICE_STATUS = {"scheduled": "予約済み", "sending": "送信中", "sent": "送信済み", "cancelled": "取り消し"}
+# What the console says about a notice's send time, a disaster-mode form, a congestion status or an
+# opening before bot/notices (NoticeError, BoardError) is asked; those say the rest themselves.
+NOTICE_PROBLEM = {
+    "bad_time": "送信日時を選んでください（日本時間）。",
+    "past_time": "送信日時が過ぎています。これから先の日時を選ぶか、「今すぐ送信」を選んでください。",
+}
+DISASTER_PROBLEM = {"no_ward": "対象の区を1つ以上選ぶか、「市内全域」を選んでください。"}
+DISASTER_NOTICE_TITLE = "災害情報"
+CONGESTION_PROBLEM = {"bad_minutes": "待ち時間は分の数（例: 20）で入力してください。"}
+OPENING_PROBLEM = {
+    "bad_date": "日付を選んでください。",
+    "unknown_counter": "窓口の選び方が正しくありません。一覧から選んでください。",
+}
+WEEKDAY = "月火水木金土日"
 # ja('status', 'new') in a template → 未対応
 FIGURES_PROBLEM = {
     "bad_date": "日付は 2026-12-01 の形で入力してください。",
@@ -73,6 +88,7 @@ WORDS = {
     "kind": KIND,
     "role": ROLE,
     "draft_status": DRAFT_STATUS,
+    "notice_status": NOTICE_STATUS,
 }
 
 
@@ -89,6 +105,11 @@ def jst(value: str | datetime | None, with_year: bool = False) -> str:
     moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(JST)
     text = f"{moment.month}月{moment.day}日 {moment:%H:%M}"
     return f"{moment.year}年{text}" if with_year else text
+
+
+def day_ja(value: date) -> str:
+    """「12月12日（土）」: a calendar day as the console and the residents' pages write it."""
+    return f"{value.month}月{value.day}日（{WEEKDAY[value.weekday()]}）"
 
 
 _MISSING = re.compile(r"missing '(\w+)' in entry")

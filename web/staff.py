@@ -67,6 +67,11 @@ def _diff_rows(pair: tuple[str, str]) -> list[tuple[str, str]]:
     return console_text.diff_rows(*pair)
 
 
+@bp.app_template_filter("day_ja")
+def _day_ja(value) -> str:
+    return console_text.day_ja(value)
+
+
 @bp.app_template_global("ja")
 def _ja(kind: str, code: str | None) -> str:
     """ja('status', 'new') → 未対応: the console shows words, not codes."""

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from bot.internal_auth import hashed_address
 from bot.knowledge import WARDS
 from bot.rasa_client import RasaClient
+from bot.rate_limit import SenderRateLimiter
 from bot.retention import RetentionError, erase_conversation, is_erase_request
 from bot.wording import language_of, say
 
@@ -46,7 +47,7 @@ def allow_embedding_pages(resp: Response) -> Response:
     if request.path.startswith("/api/"):
         resp.headers["Access-Control-Allow-Origin"] = "*"
         resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        resp.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
     return resp
 
 
@@ -155,6 +156,48 @@ def _erase(sender: str, lang: str) -> tuple[Response, int] | Response:
     kept = counts["open_tickets_kept"]
     name = "utter_conversation_erased_handoff_kept" if kept else "utter_conversation_erased"
     return jsonify(messages=[{"text": say(name, lang), "custom": {"erased": True}}])
+
+
+NOTICES_MAX_AGE = 30  # a disaster banner appears, and goes, within half a minute of the console's change
+# Per address, not per sender: a page view asks before anyone has written. A ward office's residents
+# may share one address, so far more than the message budget; a page asks once per view and open.
+NOTICES_RATE = "120/minute;2000/hour"
+
+
+def _notices_limiter() -> SenderRateLimiter:
+    limiter = current_app.extensions.get("notices_rate_limiter")
+    if limiter is None:
+        storage = current_app.extensions["settings"].rate_limit_storage
+        limiter = current_app.extensions["notices_rate_limiter"] = SenderRateLimiter(NOTICES_RATE, storage)
+    return limiter
+
+
+@bp.get("/api/notices")
+def notices():
+    """What the widget shows at the top of its panel for the page's ward: the current notices and,
+    in disaster mode, the alert for its red banner. Public text only (no author, no counts); a page
+    without a ward gets a citywide alert only. Cached briefly by browsers and proxies alike."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.notices import board, store
+
+    ward = request.args.get("ward") or None
+    if ward is not None and ward not in WARDS:
+        return jsonify(error="ward must be one of the 7 wards", notices=[], disaster=None), 400
+    address = _address_metadata()["address"]
+    if not _notices_limiter().allow("notices", address):
+        return jsonify(error="rate_limited", notices=[], disaster=None), 429, {"Retry-After": "60"}
+    database = current_app.extensions["settings"].database_url
+    try:
+        current = store.current(database, ward) if ward else []
+        alert = board.alert_for(database, ward)
+    except SQLAlchemyError:
+        current_app.logger.warning("notices unavailable: the database did not answer")
+        return jsonify(error="unavailable", notices=[], disaster=None), 503
+    resp = jsonify(notices=[n.as_public() for n in current], disaster=alert.as_public() if alert else None)
+    resp.cache_control.public = True
+    resp.cache_control.max_age = NOTICES_MAX_AGE
+    return resp
 
 
 @bp.route("/api/session", methods=["POST", "OPTIONS"])

@@ -25,6 +25,7 @@ from bot.storage.models import (
 JST = ZoneInfo("Asia/Tokyo")
 LEVEL_LABELS = {"quiet": "空いています", "some": "やや混雑", "busy": "混雑"}
 KIND_LABELS = {"temporary": "臨時窓口", "holiday": "休日開庁"}
+WEEKDAY_JA = "月火水木金土日"
 STALE_AFTER = timedelta(hours=1)  # an older congestion status is said to be old
 MAX_WAIT_MINUTES = 600
 
@@ -233,6 +234,12 @@ def add_opening(
     opens, closes = _hhmm(opens), _hhmm(closes)
     if opens >= closes:
         raise BoardError("終了時刻は開始時刻より後にしてください。")
+    if kind == "holiday" and not office_closed_on(day):
+        raise BoardError(
+            f"{day.month}月{day.day}日（{WEEKDAY_JA[day.weekday()]}）は区役所が開いている平日です。"
+            "休日開庁は土曜・日曜・祝日・年末年始（12月29日〜1月3日）の日にしてください"
+            "（平日の臨時の窓口なら「臨時窓口」を選んでください）。"
+        )
     with session_scope(database_url) as session:
         row = SpecialOpening(
             ward=ward,
@@ -247,6 +254,17 @@ def add_opening(
         session.add(row)
         session.flush()
         return _opening(row)
+
+
+def office_closed_on(day: date) -> bool:
+    """Whether the ward offices are normally closed that day: a weekend, a public holiday (the
+    `holidays` package, as bot/business_hours.py) or the year-end break 12-29 … 01-03 (the city's
+    休日を定める条例; knowledge/hours.yml carries the same span)."""
+    import holidays
+
+    if day.weekday() >= 5 or day in holidays.country_holidays("JP", years=day.year):
+        return True
+    return (day.month, day.day) >= (12, 29) or (day.month, day.day) <= (1, 3)
 
 
 def remove_opening(database_url: str, opening_id: int) -> bool:

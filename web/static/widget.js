@@ -90,7 +90,11 @@
                               maxlength: "2000", placeholder: "例: 住民票はどこで取れる？" });
   const sendButton = el("button", { class: "kc-send", type: "submit" }, "送信");
   form.append(label, input, sendButton);
-  panel.append(head, tools, log, typing, quick, form);
+  // Disaster mode and the page's ward's notices (/api/notices), above the conversation: never
+  // scrolled away with it. Filled by refreshBoard on load and on every opening of the panel.
+  const alertBox = el("div", { class: "kc-alert", role: "alert", hidden: "" });
+  const noticesBox = el("section", { class: "kc-notices", "aria-label": "お知らせ", hidden: "" });
+  panel.append(head, alertBox, noticesBox, tools, log, typing, quick, form);
   root.append(launcher, panel);
   document.body.append(root);
 
@@ -301,6 +305,7 @@
   }
 
   async function openPanel() {
+    refreshBoard();  // not awaited: the panel opens at once, the board fills in
     panel.hidden = false;
     launcher.setAttribute("aria-expanded", "true");
     state.open = true;
@@ -352,6 +357,53 @@
     launcher.focus();
   }
 
+  // 「12月6日」 of a notice's time (a time without an offset was written in UTC).
+  const dayOf = (iso) => {
+    const text = String(iso || "");
+    const when = new Date(/(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) ? text : `${text}Z`);
+    return Number.isNaN(when.getTime()) ? ""
+      : when.toLocaleDateString("ja-JP", { month: "long", day: "numeric", timeZone: "Asia/Tokyo" });
+  };
+
+  let boardShown = "";  // what the board shows now: unchanged data leaves it (and an opened notice) as it is
+  function showBoard(data) {
+    const seen = JSON.stringify(data || null);
+    if (seen === boardShown) return;
+    boardShown = seen;
+    const alert = data && data.disaster && data.disaster.message ? data.disaster : null;
+    alertBox.replaceChildren();
+    if (alert) alertBox.append(el("strong", { class: "kc-alert-title" }, "災害情報"),
+                               el("p", { class: "kc-alert-text" }, String(alert.message)));
+    alertBox.hidden = !alert;
+    launcher.classList.toggle("kc-launcher-alert", Boolean(alert));
+    launcher.textContent = alert ? "災害情報・区役所コンシェルジュ" : "区役所コンシェルジュ";
+    const items = (data && Array.isArray(data.notices) ? data.notices : []).slice(0, 5);
+    noticesBox.replaceChildren();
+    if (items.length) noticesBox.append(el("p", { class: "kc-notices-head" }, `${PAGE_WARD}からのお知らせ`));
+    for (const n of items) {
+      const item = el("details", { class: "kc-notice" });
+      const summary = el("summary");
+      summary.append(el("span", { class: "kc-notice-topic" }, String(n.topic_label || "")), " ",
+                     el("span", { class: "kc-notice-title" }, String(n.title || "")), " ",
+                     el("span", { class: "kc-notice-date" }, dayOf(n.sent_at)));
+      item.append(summary, el("p", { class: "kc-notice-body" }, String(n.body || "")));
+      const url = n.link && safeUrl(n.link);
+      if (url) {
+        const more = el("p", { class: "kc-notice-link" });
+        more.append(el("a", { href: url, target: "_blank", rel: "noopener" }, "詳しく見る"));
+        item.append(more);
+      }
+      noticesBox.append(item);
+    }
+    noticesBox.hidden = !items.length;
+  }
+
+  // A failure shows nothing rather than an error: the conversation works without the board.
+  async function refreshBoard() {
+    const query = PAGE_WARD ? `?ward=${encodeURIComponent(PAGE_WARD)}` : "";
+    try { showBoard(await api(`/api/notices${query}`)); } catch { showBoard(null); }
+  }
+
   launcher.addEventListener("click", () => (panel.hidden ? openPanel() : closePanel()));
   close.addEventListener("click", closePanel);
   clearButton.addEventListener("click", clearHistory);
@@ -366,4 +418,5 @@
 
   for (const entry of state.log) renderEntry(entry);
   if (state.open) openPanel();
+  else refreshBoard();  // the launcher turns red in disaster mode before anyone opens the panel
 })();
