@@ -238,8 +238,6 @@ def test_send_now_enqueues_on_the_real_task_queue(console):
 
     app, settings = console
     queue = TaskQueue(settings)
-    if not hasattr(queue, "send_notice"):
-        pytest.skip("bot.tasks.TaskQueue.send_notice comes with the sending part (not in this branch)")
     app.extensions["task_queue"] = queue
     before = queue.pending()
     assert _post(_client(app, "kato"), "/staff/notices", do="confirm", **NOTICE).status_code == 302

@@ -252,10 +252,10 @@ def test_a_notice_not_yet_due_or_cancelled_is_not_sent(settings):
 
 
 def test_the_text_fits_one_line_message_and_a_citywide_notice_says_kawasaki():
-    text = sending.notice_text("件名", "あ" * 6000, "https://example.jp/x", ["中原区", "幸区"], "madoguchi")
+    text = store.notice_text("件名", "あ" * 6000, "https://example.jp/x", ["中原区", "幸区"], "madoguchi")
     assert len(text) == MAX_TEXT and text.startswith("【中原区・幸区・窓口のお知らせ・臨時開庁】件名\n\n")
     assert text.endswith("…\nhttps://example.jp/x")
-    everywhere = sending.notice_text("件名", "本文", None, list(sending.WARDS), "bousai")
+    everywhere = store.notice_text("件名", "本文", None, list(sending.WARDS), "bousai")
     assert everywhere == "【川崎市・防災】件名\n\n本文"
 
 
@@ -424,3 +424,8 @@ def test_the_purge_never_touches_the_log_of_a_notice_still_being_sent(settings):
     lease = sending.claim(settings, notice.id)
     assert lease is not None and sending.plan(lease)
     assert purge(settings.replace(retention_notice_deliveries_days=0))["notice_deliveries"] == 0
+
+
+def test_the_notice_text_is_cut_to_lines_own_limit():
+    """bot.notices.store keeps its own copy of LINE's text limit (it loads no LINE SDK)."""
+    assert store.MAX_LINE_TEXT == MAX_TEXT

@@ -75,14 +75,6 @@ def _disaster_mode() -> dict:
 # --- notices ---------------------------------------------------------------------------------
 
 
-def line_text(title: str, body: str, link: str | None, wards: list[str], topic: str) -> str:
-    """The text a LINE subscriber receives: 「【中原区・防災】件名\\n\\n本文\\nリンク」 — the format
-    the sender (bot/notices/sending.py) uses, shown in the preview exactly so."""
-    head = "・".join([*(w for w in WARDS if w in wards), topic_label(topic)])
-    text = f"【{head}】{title.strip()}\n\n{body.strip()}"
-    return f"{text}\n{link.strip()}" if link and link.strip() else text
-
-
 def _notice_fields() -> dict:
     form = request.form
     return {
@@ -174,7 +166,8 @@ def notice_compose():
     except store.NoticeError as err:
         return _notices_page(fields, str(err), 400)
     if step != "confirm":
-        text = line_text(fields["title"], fields["body"], fields["link"], fields["wards"], fields["topic"])
+        parts = (fields["title"], fields["body"], fields["link"], fields["wards"], fields["topic"])
+        text = store.notice_text(*parts)
         widget = {"title": fields["title"].strip(), "body": fields["body"].strip(), "link": fields["link"],
                   "topic_label": topic_label(fields["topic"]),
                   "day": console_text.jst(send_at or _now())}  # fmt: skip

@@ -24,18 +24,15 @@ from datetime import datetime, timedelta
 from linebot.v3.messaging import TextMessage
 from sqlalchemy import func, insert, select, update
 
-from bot.line_messaging import MAX_MULTICAST, MAX_TEXT, LineApiError, LineClient, LineConfig
+from bot.line_messaging import MAX_MULTICAST, LineApiError, LineClient, LineConfig
 from bot.notices import subscriptions
-from bot.notices.store import due_clause
-from bot.notices.topics import topic_label
-from bot.payloads import WARDS
+from bot.notices.store import due_clause, notice_text
 from bot.settings import Settings
 from bot.storage.db import session_scope
 from bot.storage.models import AuditEntry, Notice, NoticeBatch, NoticeDelivery, utcnow
 
 log = logging.getLogger(__name__)
 
-CITYWIDE = "川崎市"  # the header of a notice to every ward
 _warned_line_off = threading.Event()
 
 
@@ -54,17 +51,6 @@ class SendReport:
     requests: int  # multicasts made by this call
     plan_s: float  # seconds to plan (0 when planned before)
     total_s: float
-
-
-def notice_text(title: str, body: str, link: str | None, wards: list[str], topic: str) -> str:
-    """「【中原区・防災】title\\n\\nbody\\nlink」, the body cut so that it fits one LINE text message."""
-    place = CITYWIDE if set(wards) >= set(WARDS) else "・".join(wards)
-    head = f"【{place}・{topic_label(topic)}】{title}\n\n"
-    tail = f"\n{link}" if link else ""
-    room = MAX_TEXT - len(head) - len(tail)
-    if len(body) > room:
-        body = body[: max(0, room - 1)] + "…"
-    return (head + body + tail)[:MAX_TEXT]
 
 
 class _Lease:

@@ -7,7 +7,7 @@ A notice is public text written by staff; it holds no resident's data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, select
 
@@ -19,6 +19,9 @@ from bot.storage.models import Notice, utcnow
 MAX_TITLE = 120
 MAX_BODY = 2000  # a LINE text message holds 5,000; a notice is read on a phone
 CURRENT_DAYS = 7  # a sent notice is shown in the widget for a week
+CITYWIDE = "川崎市"  # the header of a notice to every ward
+# one LINE text message (bot/line_messaging.MAX_TEXT; not imported: this module loads no LINE SDK)
+MAX_LINE_TEXT = 5000
 
 
 class NoticeError(ValueError):
@@ -58,6 +61,24 @@ class NoticeView:
         }
 
 
+def notice_text(title: str, body: str, link: str | None, wards: list[str], topic: str) -> str:
+    """「【中原区・防災】title\\n\\nbody\\nlink」, the body cut so that it fits one LINE text message.
+    The sender sends it and the console's preview shows it: one function, so they cannot drift."""
+    place = CITYWIDE if set(wards) >= set(WARDS) else "・".join(w for w in WARDS if w in wards)
+    title, body, link = title.strip(), body.strip(), (link or "").strip()
+    head = f"【{place}・{topic_label(topic)}】{title}\n\n"
+    tail = f"\n{link}" if link else ""
+    room = MAX_LINE_TEXT - len(head) - len(tail)
+    if len(body) > room:
+        body = body[: max(0, room - 1)] + "…"
+    return (head + body + tail)[:MAX_LINE_TEXT]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def view(notice: Notice) -> NoticeView:
     return NoticeView(
         id=notice.id,
@@ -68,8 +89,8 @@ def view(notice: Notice) -> NoticeView:
         topic=notice.topic,
         topic_label=topic_label(notice.topic),
         status=notice.status,
-        send_at=notice.send_at,
-        sent_at=notice.sent_at,
+        send_at=_aware(notice.send_at),
+        sent_at=_aware(notice.sent_at) if notice.sent_at else None,
         recipients=notice.recipients,
         delivered=notice.delivered,
         failed=notice.failed,
