@@ -7,6 +7,7 @@ import re
 import shutil
 
 import pytest
+from console_support import logged_in as _client
 from sqlalchemy import select
 
 from bot.console.accounts import add_user, audit_log
@@ -42,19 +43,6 @@ def loop(tmp_path):
     for name, role in (("ito", "editor"), ("sato", "editor"), ("kato", "admin"), ("tanaka", "ward_staff")):
         add_user(settings.database_url, name, role, PASSWORD, ["中原区"] if role == "ward_staff" else None)
     return app, settings
-
-
-def _client(app, name: str):
-    client = app.test_client()
-    page = client.get("/staff/login").get_data(as_text=True)
-    data = {"csrf_token": _token(page), "name": name, "password": PASSWORD}
-    assert client.post("/staff/login", data=data).status_code == 302
-    client.token = _token(client.get("/staff/tickets").get_data(as_text=True))
-    return client
-
-
-def _token(page: str) -> str:
-    return re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', page).group(1)
 
 
 def _save(client, kind: str, entry_id: str | None, fields: dict[str, str]):

@@ -8,10 +8,11 @@ import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
-from html.parser import HTMLParser
 
 import holidays
 import pytest
+from console_support import FormsAndIds
+from console_support import logged_in as _client
 from sqlalchemy import select, update
 
 from bot.console.accounts import add_user, audit_log
@@ -49,19 +50,6 @@ def console(small_knowledge, tmp_path):
     for name, role in (("tanaka", "ward_staff"), ("ito", "editor"), ("kato", "admin")):
         add_user(settings.database_url, name, role, PASSWORD, ["中原区"] if role == "ward_staff" else None)
     return app, settings
-
-
-def _token(page: str) -> str:
-    return re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', page).group(1)
-
-
-def _client(app, name: str):
-    client = app.test_client()
-    page = client.get("/staff/login").get_data(as_text=True)
-    data = {"csrf_token": _token(page), "name": name, "password": PASSWORD}
-    assert client.post("/staff/login", data=data).status_code == 302
-    client.token = _token(client.get("/staff/tickets").get_data(as_text=True))
-    return client
 
 
 def _post(client, url: str, **data):
@@ -441,32 +429,6 @@ def test_a_holiday_opening_on_a_public_holiday_or_the_year_end_is_accepted(conso
         assert opening.day == day
 
 
-class _FormsAndIds(HTMLParser):
-    """Every id on a page, and every field a person fills in with whether a label names it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: list[str] = []
-        self.label_for: set[str] = set()
-        self.fields: list[tuple[str, str | None, bool]] = []
-        self._in_label = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if a.get("id"):
-            self.ids.append(a["id"])
-        if tag == "label":
-            self._in_label += 1
-            if a.get("for"):
-                self.label_for.add(a["for"])
-        elif tag in ("textarea", "select") or (tag == "input" and a.get("type") not in ("hidden", "submit")):
-            self.fields.append((tag, a.get("id"), self._in_label > 0))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "label":
-            self._in_label = max(0, self._in_label - 1)
-
-
 def test_the_new_pages_have_unique_ids_labels_and_the_consoles_headers(console):
     app, settings = console
     kato = _client(app, "kato")
@@ -479,7 +441,7 @@ def test_the_new_pages_have_unique_ids_labels_and_the_consoles_headers(console):
     }
     for url, resp in {**pages, "preview": preview}.items():
         assert resp.status_code == 200, url
-        parsed = _FormsAndIds()
+        parsed = FormsAndIds()
         parsed.feed(resp.get_data(as_text=True))
         assert not [i for i, n in Counter(parsed.ids).items() if n > 1], url
         unlabelled = [(t, i) for t, i, inside in parsed.fields if not inside and i not in parsed.label_for]

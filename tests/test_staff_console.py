@@ -6,10 +6,10 @@ import re
 import time
 import uuid
 from collections import Counter
-from html.parser import HTMLParser
 
 import pytest
 import requests
+from console_support import FormsAndIds
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -145,32 +145,6 @@ def test_an_internal_note_is_saved_shown_audited_and_never_sent(browser, web_url
 RAW_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
-class _FormsAndIds(HTMLParser):
-    """Every id on a page, and every field a person fills in with whether a label names it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: list[str] = []
-        self.label_for: set[str] = set()
-        self.fields: list[tuple[str, str | None, bool]] = []  # (tag, id, inside a <label>)
-        self._in_label = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if a.get("id"):
-            self.ids.append(a["id"])
-        if tag == "label":
-            self._in_label += 1
-            if a.get("for"):
-                self.label_for.add(a["for"])
-        elif tag in ("textarea", "select") or (tag == "input" and a.get("type") not in ("hidden", "submit")):
-            self.fields.append((tag, a.get("id"), self._in_label > 0))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "label":
-            self._in_label = max(0, self._in_label - 1)
-
-
 def test_console_pages_have_unique_ids_and_a_label_for_every_field(web_url, stack, users):
     resident = f"console-{uuid.uuid4().hex[:6]}"
     _ticket_of(stack, resident, "中原区", "職員と話したい")
@@ -197,7 +171,7 @@ def test_console_pages_have_unique_ids_and_a_label_for_every_field(web_url, stac
     for page in pages:
         resp = session.get(web_url + page)
         assert resp.status_code == 200, page
-        parsed = _FormsAndIds()
+        parsed = FormsAndIds()
         parsed.feed(resp.text)
         twice = [i for i, n in Counter(parsed.ids).items() if n > 1]
         assert not twice, f"{page}: ids used more than once: {twice}"
