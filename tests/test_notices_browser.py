@@ -164,7 +164,14 @@ def test_the_widget_works_when_the_notices_endpoint_fails(browser, web_url, stac
         board.end_disaster(stack_settings.database_url, "browser-test", alert.id)
 
 
-def test_the_consoles_notice_preview_in_the_browser(browser, web_url, stack_settings):
+@pytest.fixture()
+def logs_out(browser):
+    """The browser is shared by the session's browser tests: the next one starts logged out."""
+    yield browser
+    browser.delete_all_cookies()
+
+
+def test_the_consoles_notice_preview_in_the_browser(logs_out, browser, web_url, stack_settings):
     """At a phone's width (the page is long: the whole page is taken, 1400 px high)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     name = f"notices-{uuid.uuid4().hex[:6]}"

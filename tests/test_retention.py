@@ -392,3 +392,4 @@ def test_staff_replies_are_asked_for_with_the_sender_in_the_body_not_the_url(wid
     down = client.post("/api/messages", json={"sender": "resident-05", "after": 0})
     assert down.status_code == 503 and down.json["messages"] == []
     assert "GET" not in client.options("/api/messages").headers["Access-Control-Allow-Methods"]
+    assert "POST" not in client.options("/api/notices").headers["Access-Control-Allow-Methods"]

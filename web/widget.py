@@ -47,7 +47,10 @@ def allow_embedding_pages(resp: Response) -> Response:
     if request.path.startswith("/api/"):
         resp.headers["Access-Control-Allow-Origin"] = "*"
         resp.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        resp.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        # GET only where nothing of a resident's travels: the public notices (a sender id in a URL
+        # would end up in access logs, docs/privacy.md)
+        public_read = request.path == "/api/notices"
+        resp.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS" if public_read else "POST, OPTIONS"
     return resp
 
 
