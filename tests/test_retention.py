@@ -257,7 +257,8 @@ def test_the_task_worker_purges_daily_at_three_in_japan(tmp_path):
     settings = Settings(var_dir=tmp_path / "var")
     queue = TaskQueue(settings)
     periodic = [t.name for t in queue.huey._registry.periodic_tasks]
-    assert periodic == ["purge", "notice_sweep_periodic"]  # the worker's schedule (notices: every minute)
+    # the worker's schedule (notices: every minute; booking reminders: hourly)
+    assert periodic == ["purge", "notice_sweep_periodic", "booking_reminders"]
     at = datetime(2026, 12, 3, 18, 0)  # 03:00 JST, in the queue's UTC clock
     assert queue.daily_purge.task_class().validate_datetime(at)
     assert not queue.daily_purge.task_class().validate_datetime(at + timedelta(hours=1))
