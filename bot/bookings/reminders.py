@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from linebot.v3.messaging import TextMessage
 from sqlalchemy import and_, or_, select, update
 
-from bot.bookings.slots import JST, view
+from bot.bookings.slots import JST, Slot, view
 from bot.business_hours import WEEKDAY_JA
 from bot.knowledge.model import KnowledgeBase
 from bot.line_messaging import LineApiError, LineClient, LineConfig
@@ -46,7 +46,7 @@ class Due:
     id: int
     number: str
     user_id: str
-    slot: object  # bot.bookings.slots.Slot
+    slot: Slot
     topic: str | None
 
 
