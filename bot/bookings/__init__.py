@@ -6,4 +6,5 @@ the counter.
   counter's opening hours, public holidays and the year-end closure.
 - `reservations.py`: booking, seeing, changing and cancelling (action server), the free slots to
   offer, the staff's day view and arrived / no-show.
+- `reminders.py`: the LINE push the day before a booking (the task worker, hourly).
 """
