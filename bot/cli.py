@@ -304,6 +304,129 @@ def _notice_row(notice) -> dict:
     }
 
 
+def cmd_bookings(args: argparse.Namespace, settings: Settings) -> int:
+    """Consultation bookings (issue 19): list them, and publish, list and close the slots residents
+    book. A slot the counter cannot have (a holiday, outside its hours, a bad ward): exit 2 with the
+    reason."""
+    from bot.bookings import reservations
+
+    if args.action == "slots":
+        return _slots(args, settings)
+    try:
+        since = _day_arg("--since", args.since) if args.since else None
+    except ValueError as err:
+        print(f"concierge bookings: {err}", file=sys.stderr)
+        return 2
+    found = reservations.all_bookings(settings.database_url, ward=args.ward, since=since)
+    rows = [_booking_row(r) for r in found]
+    cols = ["number", "ward", "counter", "date", "time", "status", "channel", "topic"]
+    _print_rows(rows, args.json, cols)
+    return 0
+
+
+def _slots(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bookings import slots
+    from bot.knowledge import KnowledgeError, load_knowledge
+
+    db = settings.database_url
+    if args.slot_action == "list":
+        found = slots.listing(db, ward=args.ward, counter_id=args.counter)
+        cols = ["id", "ward", "counter", "date", "time", "end", "capacity", "booked", "free", "status"]
+        _print_rows([_slot_row(s) for s in found], args.json, cols)
+        return 0
+    if args.slot_action == "close":
+        if slots.close(db, args.id):
+            print(f"slot {args.id} closed: no new bookings (its bookings stay; cancel them in the console)")
+            return 0
+        print(f"concierge bookings slots close: no open slot {args.id}", file=sys.stderr)
+        return 1
+    try:
+        kb = load_knowledge(settings.knowledge_dir)
+    except KnowledgeError as err:
+        print(f"{settings.knowledge_dir} has {len(err.problems)} problem(s): no slot added", file=sys.stderr)
+        return 1
+    common = {"ward": args.ward, "counter_id": args.counter, "start": args.time, "minutes": args.minutes}
+    try:
+        if args.slot_action == "add":
+            slot = slots.add_slot(
+                db, kb, day=_day_arg("--date", args.date), capacity=args.capacity, by="cli", **common
+            )
+            print(f"slot {slot.id}: {_slot_text(kb, slot)}")
+            return 0
+        result = slots.add_weekly(
+            db,
+            kb,
+            weekdays=args.weekdays.split(","),
+            capacity=args.capacity,
+            first=_day_arg("--from", args.first),
+            last=_day_arg("--until", args.last),
+            exceptions=[_day_arg("--except", d) for d in args.exceptions or []],
+            by="cli",
+            **common,
+        )
+    except (slots.SlotError, ValueError) as err:
+        print(f"concierge bookings slots {args.slot_action}: {err}", file=sys.stderr)
+        return 2
+    for slot in result.added:
+        print(f"added   slot {slot.id}: {_slot_text(kb, slot)}")
+    for day, why in result.skipped:
+        print(f"skipped {day:%Y-%m-%d} ({'月火水木金土日'[day.weekday()]}): {why}")
+    print(f"{len(result.added)} added, {len(result.skipped)} skipped")
+    return 0 if result.added else 2
+
+
+def _day_arg(option: str, value: str):
+    """A YYYY-MM-DD argument as a date; ValueError names the option."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError as err:
+        raise ValueError(f"{option} {value}: not a date, e.g. 2027-02-02") from err
+
+
+def _slot_text(kb, slot) -> str:
+    counter = kb.counters.get(slot.counter_id)
+    name = counter.name if counter else slot.counter_id
+    return (
+        f"{slot.ward} {name} ({slot.counter_id}) {slot.day:%Y-%m-%d} {slot.start}〜{slot.end}, "
+        f"capacity {slot.capacity}"
+    )
+
+
+def _slot_row(slot) -> dict:
+    return {
+        "id": slot.id,
+        "ward": slot.ward,
+        "counter": slot.counter_id,
+        "date": slot.day.isoformat(),
+        "time": slot.start,
+        "end": slot.end,
+        "minutes": slot.minutes,
+        "capacity": slot.capacity,
+        "booked": slot.booked,
+        "free": slot.free,
+        "status": slot.status,
+    }
+
+
+def _booking_row(reservation) -> dict:
+    """A booking for staff: never its conversation (a resident's address, e.g. a LINE user id)."""
+    slot = reservation.slot
+    return {
+        "number": reservation.number,
+        "ward": slot.ward,
+        "counter": slot.counter_id,
+        "date": slot.day.isoformat(),
+        "time": slot.start,
+        "end": slot.end,
+        "status": reservation.status,
+        "channel": reservation.channel,
+        "topic": reservation.topic,
+        "slot": slot.id,
+    }
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Top-1 accuracy (entry, counter and office right) and MRR of the answering core."""
     from bot.answering.concierge import Concierge
@@ -677,6 +800,35 @@ def main(argv: list[str] | None = None) -> int:
     lst.add_argument("--limit", type=int, default=50)
     no_sub.add_parser("cancel", help="a notice not yet being sent").add_argument("id", type=int)
     no.set_defaults(func=cmd_notices)
+    bk = sub.add_parser("bookings", help="consultation bookings (list by default) and their `slots`")
+    bk.add_argument("--ward", help="only this ward, e.g. 中原区")
+    bk.add_argument("--since", help="from this day on, YYYY-MM-DD")
+    bk.add_argument("--json", action="store_true", help="one JSON object per booking and line")
+    bk_sub = bk.add_subparsers(dest="action")
+    bk_sub.add_parser("list", help="the bookings (the default)")
+    sl = bk_sub.add_parser("slots", help="the slots residents book: add, add-weekly, list, close")
+    sl_sub = sl.add_subparsers(dest="slot_action", required=True)
+    one = sl_sub.add_parser("add", help="one slot (checked against the counter's hours and holidays)")
+    weekly = sl_sub.add_parser("add-weekly", help="a weekly pattern; holidays and exceptions skipped")
+    for cmd in (one, weekly):
+        cmd.add_argument("--ward", required=True, help="e.g. 中原区")
+        cmd.add_argument("--counter", required=True, help="a counter id (knowledge/counters.yml)")
+        cmd.add_argument("--time", required=True, help="the start, Japan time, HH:MM")
+        cmd.add_argument("--minutes", type=int, default=30, help="length (default 30)")
+        cmd.add_argument("--capacity", type=int, default=1, help="residents per slot (default 1)")
+    one.add_argument("--date", required=True, help="YYYY-MM-DD")
+    weekly.add_argument("--weekdays", required=True, help="e.g. tue,thu")
+    weekly.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
+    weekly.add_argument("--until", dest="last", required=True, help="last day, YYYY-MM-DD")
+    weekly.add_argument(
+        "--except", dest="exceptions", action="extend", nargs="+", metavar="DATE", help="days left out"
+    )
+    sl_list = sl_sub.add_parser("list", help="by day and time")
+    sl_list.add_argument("--ward")
+    sl_list.add_argument("--counter")
+    sl_list.add_argument("--json", action="store_true")
+    sl_sub.add_parser("close", help="no new bookings for the slot").add_argument("id", type=int)
+    bk.set_defaults(func=cmd_bookings)
     ev = sub.add_parser("eval", help="top-1 accuracy and MRR on a question set (JSON lines)")
     ev.add_argument("file")
     ev.add_argument("-v", "--verbose", action="store_true", help="print the misses")

@@ -187,9 +187,15 @@ class LineClient:
         request = ReplyMessageRequest(reply_token=reply_token, messages=messages[:MAX_MESSAGES])
         self._call(lambda api, timeout: api.reply_message(request, _request_timeout=timeout))
 
-    def push(self, user_id: str, messages: list) -> None:
+    def push(self, user_id: str, messages: list, retry_key: str | None = None) -> None:
+        """With a `retry_key`, a push sent again that LINE took before is answered 409, not delivered
+        twice (booking reminders)."""
         request = PushMessageRequest(to=user_id, messages=messages[:MAX_MESSAGES])
-        self._call(lambda api, timeout: api.push_message(request, _request_timeout=timeout))
+        self._call(
+            lambda api, timeout: api.push_message(
+                request, x_line_retry_key=retry_key, _request_timeout=timeout
+            )
+        )
 
     def multicast(self, user_ids: list[str], messages: list, retry_key: str) -> None:
         """The same messages to up to 500 users. Send a batch again with the same `retry_key`: if

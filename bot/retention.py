@@ -18,6 +18,10 @@ docs/privacy.md):
 - the notices' delivery log (`notice_deliveries`: notice, LINE user id, batch) of notices whose
   sending ended (sent or cancelled) longer ago than its period; the notice and its batches keep
   the counts. A resident's erasure deletes their rows at once.
+- bookings (bot/bookings, issue 19): their `conversation` (the sender id; on LINE the user id the
+  reminder is pushed to) is cleared once the slot's day is longer ago than its period; the rows
+  stay, linked to no one, for the counts. A resident's erasure cancels their live bookings still
+  to come (the seats go back) and clears the link of all their bookings at once.
 - notice subscriptions (bot/notices/subscriptions.py): not purged by age — they last until the
   resident stops them; a resident's erasure (and LINE's unfollow, which erases) deletes them.
 
@@ -41,6 +45,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.analytics import conversation_key
+from bot.bookings import reservations
+from bot.business_hours import JST
 from bot.internal_auth import analytics_key
 from bot.japanese import nfkc
 from bot.notices import subscriptions
@@ -49,6 +55,8 @@ from bot.storage.db import session_scope
 from bot.storage.models import (
     AnswerEvent,
     AuditEntry,
+    Booking,
+    BookingSlot,
     Notice,
     NoticeDelivery,
     Ticket,
@@ -66,6 +74,7 @@ KINDS = (
     "log_files",
     "answer_conversation_keys",  # cleared on answer events (the rows stay), by the conversations' period
     "notice_deliveries",  # the delivery log's rows (LINE user ids) of notices sent before the period
+    "booking_conversations",  # cleared on bookings (the rows stay) whose slot's day is past the period
 )
 
 # Rasa 3.6's SQLTrackerStore.SQLEvent, only the columns the purge reads (rasa/core/tracker_store.py)
@@ -103,6 +112,7 @@ def _periods(settings: Settings, older_than_days: int | None) -> dict[str, int]:
         "log_files": settings.retention_logs_days,
         "answer_conversation_keys": settings.retention_conversations_days,
         "notice_deliveries": settings.retention_notice_deliveries_days,
+        "booking_conversations": settings.retention_bookings_days,
     }
 
 
@@ -182,6 +192,10 @@ def purge(settings: Settings, older_than_days: int | None = None, dry_run: bool 
             )
             deliveries = NoticeDelivery.notice_id.in_(finished)
             counts["notice_deliveries"] = session.scalar(select(func.count()).where(deliveries)) or 0
+            last_day = (now.astimezone(JST) - timedelta(days=periods["booking_conversations"])).date()
+            past = select(BookingSlot.id).where(BookingSlot.day < last_day)
+            booked = Booking.slot_id.in_(past) & Booking.conversation.is_not(None)
+            counts["booking_conversations"] = session.scalar(select(func.count()).where(booked)) or 0
             if not dry_run:
                 for start in range(0, len(ticket_ids), 500):
                     chunk = ticket_ids[start : start + 500]
@@ -192,6 +206,7 @@ def purge(settings: Settings, older_than_days: int | None = None, dry_run: bool 
                 session.execute(delete(AuditEntry).where(audit))
                 session.execute(update(AnswerEvent).where(linked).values(conversation=None))
                 session.execute(delete(NoticeDelivery).where(deliveries))
+                session.execute(update(Booking).where(booked).values(conversation=None))
             keep = _open_ticket_senders(session)
     except SQLAlchemyError as err:
         raise RetentionError(f"concierge database: {type(err).__name__}") from err
@@ -216,20 +231,24 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
     handling it (a report of abuse must still be acted on); it is counted in `open_tickets_kept`
     and purged like any closed ticket later. A LINE resident's notice subscriptions go too (their
     sender id is their LINE user id, the subscriptions' address; issue 18), and their rows of the
-    notices' delivery log.
+    notices' delivery log. Their live bookings still to come are cancelled (the seats go back) and
+    every booking of theirs is unlinked from them (issue 19): the rows stay, for the counts.
 
     Returns counts: tracker_events, closed_tickets, open_tickets_kept, answer_events, subscriptions,
-    notice_deliveries."""
+    notice_deliveries, bookings (unlinked, the cancelled ones among them)."""
     if not sender_id:
         raise ValueError("sender_id is required")
     key = conversation_key(sender_id, analytics_key(settings))
     try:
         # first, in a transaction of its own: erasing again finishes what a failure left
         notice_subscriptions = subscriptions.forget(settings.database_url, sender_id)
+        cancelled = _cancel_bookings(settings, sender_id)
         with session_scope(settings.database_url) as session:
             answers = session.execute(delete(AnswerEvent).where(AnswerEvent.conversation == key)).rowcount
             mine_delivered = NoticeDelivery.line_user_id == sender_id
             deliveries = session.execute(delete(NoticeDelivery).where(mine_delivered)).rowcount
+            mine_booked = Booking.conversation == sender_id
+            bookings = session.execute(update(Booking).where(mine_booked).values(conversation=None)).rowcount
             mine = select(Ticket.id, Ticket.status).where(Ticket.sender == sender_id)
             rows = session.execute(mine).all()
             closed = [tid for tid, status in rows if status == "closed"]
@@ -243,7 +262,10 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
         if conn is not None:
             events = conn.execute(delete(EVENTS).where(EVENTS.c.sender_id == sender_id)).rowcount or 0
     # a count only: the sender id is the key to the conversation and stays out of the logs
-    log.info("erased a conversation: %d events, %d closed tickets", events, len(closed))
+    log.info(
+        "erased a conversation: %d events, %d closed tickets, %d bookings cancelled",
+        events, len(closed), cancelled,
+    )  # fmt: skip
     kept = len(rows) - len(closed)
     return {
         "tracker_events": events,
@@ -252,4 +274,16 @@ def erase_conversation(settings: Settings, sender_id: str) -> dict[str, int]:
         "answer_events": answers or 0,
         "subscriptions": notice_subscriptions,
         "notice_deliveries": deliveries or 0,
+        "bookings": bookings or 0,
     }
+
+
+def _cancel_bookings(settings: Settings, sender_id: str) -> int:
+    """Cancel the resident's live bookings still to come, each giving its seat back (as their own
+    cancellation would); a booking that stopped being live meanwhile is left as it is."""
+    cancelled = 0
+    for booking in reservations.of_conversation(settings.database_url, sender_id):
+        with contextlib.suppress(reservations.BookingError):
+            reservations.cancel(settings.database_url, booking.number, conversation=sender_id)
+            cancelled += 1
+    return cancelled

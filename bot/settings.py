@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     # The notices' delivery log (who was sent which notice: LINE user ids) for 30 days after a
     # notice's sending ended: enough to answer 「届いていない」 from a resident; the counts stay.
     retention_notice_deliveries_days: int = env("CONCIERGE_RETAIN_NOTICE_DELIVERIES_DAYS", 30, ge=0)
+    # Bookings' link to the conversation that made them (the sender id; on LINE the user id), for
+    # 30 days after the slot's day: enough for a resident's 「予約したはず」 or a complaint about a
+    # cancellation; the booking stays, linked to no one, for the counts (issue 19).
+    retention_bookings_days: int = env("CONCIERGE_RETAIN_BOOKINGS_DAYS", 30, ge=0)
     # The task worker purges what is past its period every day at this hour, Japan time.
     purge_hour_jst: int = env("CONCIERGE_PURGE_HOUR_JST", 3, ge=0, le=23)
 

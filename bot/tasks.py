@@ -4,12 +4,12 @@ worker`.
 The LINE webhook only verifies the signature and enqueues each event; the worker talks to Rasa and
 LINE. Notices (bot/notices/sending.py) are sent here too: `send_notice` when staff send one now,
 and a sweep every minute — and once when a worker starts — for scheduled notices that are due and
-for sends whose worker was killed (their lease ran out). The queue is a SQLite file under var/ by
-default (embedded: no service to run) and Redis when
-`task_queue_url` names one (the cluster's), so any web process may enqueue and any worker consume.
-Queued events survive a stopped or killed worker: they wait in the file or in Redis. Results are
-not stored, and a task leaves the queue when a worker takes it, so a resident's message stays
-there only until it is handled.
+for sends whose worker was killed (their lease ran out); booking reminders (bot/bookings/
+reminders.py) are pushed hourly. The queue is a SQLite file under var/ by default (embedded: no
+service to run) and Redis when `task_queue_url` names one (the cluster's), so any web process may
+enqueue and any worker consume. Queued events survive a stopped or killed worker: they wait in the
+file or in Redis. Results are not stored, and a task leaves the queue when a worker takes it, so a
+resident's message stays there only until it is handled.
 """
 
 from __future__ import annotations
@@ -105,6 +105,17 @@ class TaskQueue:
             when the consumer starts: Huey's scheduler looks at once)."""
             self.sweep_notices(follow=False)
 
+        # Booking reminders (bot/bookings/reminders.py, issue 19): every hour on the hour, the LINE
+        # push the day before a booking. Each booking is claimed before its push, so several workers
+        # on one Redis queue, each running this, remind a resident once.
+        @huey.periodic_task(crontab(minute="0"), name="booking_reminders")
+        def booking_reminders() -> None:
+            from datetime import UTC, datetime
+
+            from bot.bookings.reminders import send_reminders
+
+            send_reminders(self.settings, datetime.now(UTC), self.notice_line())
+
         @huey.on_startup(name="resume_notices")
         def resume_notices() -> None:
             """Once per worker process (each thread calls this): resume what a stopped worker left,
@@ -120,6 +131,7 @@ class TaskQueue:
         self.daily_purge = daily_purge
         self.send_notice = send_notice
         self.notice_sweep = notice_sweep
+        self.booking_reminders = booking_reminders
 
     def line_events(self):
         """The LINE event handler, built on first use (only the worker needs it)."""
@@ -142,8 +154,8 @@ class TaskQueue:
             self.notice_sweep.schedule(args=(True,), delay=wait + 0.2)
 
     def notice_line(self):
-        """The LINE client notices are multicast with; None when LINE is off (the notices are then
-        only shown in the widget)."""
+        """The LINE client notices are multicast and booking reminders pushed with; None when LINE
+        is off (the notices are then only shown in the widget; reminders are not sent)."""
         if self._notice_line is None:
             from bot.line_messaging import LineClient, LineConfig
 
@@ -163,6 +175,6 @@ class TaskQueue:
             initial_delay=0.05,
             backoff=1.5,
             max_delay=0.5,
-            periodic=True,  # the daily purge, the notice sweep
+            periodic=True,  # the daily purge, the notice sweep, the booking reminders
         )
         consumer.run()

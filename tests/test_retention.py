@@ -11,13 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from tracker_support import write_conversations
 
+from bot.bookings import reservations
+from bot.business_hours import JST
 from bot.retention import KINDS, RetentionError, erase_conversation, is_erase_request, purge
 from bot.settings import ROOT, Settings
 from bot.storage.db import session_scope
-from bot.storage.models import AuditEntry, Ticket, TicketMessage, UnresolvedQuestion
+from bot.storage.models import AuditEntry, Booking, BookingSlot, Ticket, TicketMessage, UnresolvedQuestion
 
 CONCIERGE = str(ROOT / ".venv" / "bin" / "concierge")
 DAY = 24 * 3600
@@ -112,7 +114,7 @@ def test_purge_deletes_what_is_past_each_kinds_period(settings):
     before = _state(settings)
     expected = {
         "conversations": 1, "closed_tickets": 1, "unresolved_questions": 1, "audit_log": 1, "log_files": 2,
-        "answer_conversation_keys": 0, "notice_deliveries": 0,
+        "answer_conversation_keys": 0, "notice_deliveries": 0, "booking_conversations": 0,
     }  # fmt: skip
     assert purge(settings, dry_run=True) == expected
     assert _state(settings) == before  # a dry run deletes nothing
@@ -135,7 +137,7 @@ def test_purge_older_than_zero_keeps_only_what_an_open_hand_off_needs(settings):
     counts = purge(settings, older_than_days=0)
     assert counts == {
         "conversations": 2, "closed_tickets": 2, "unresolved_questions": 2, "audit_log": 2, "log_files": 3,
-        "answer_conversation_keys": 0, "notice_deliveries": 0,
+        "answer_conversation_keys": 0, "notice_deliveries": 0, "booking_conversations": 0,
     }  # fmt: skip
     after = _state(settings)
     assert after["senders"] == ["web-open"] and after["tickets"] == ["web-open"]
@@ -147,19 +149,19 @@ def test_erase_conversation_removes_one_residents_events_and_closed_tickets(sett
     assert erase_conversation(settings, "web-recent") == {
         "tracker_events": 4, "closed_tickets": 1, "open_tickets_kept": 0, "answer_events": 0,
         "subscriptions": 0,
-        "notice_deliveries": 0,
+        "notice_deliveries": 0, "bookings": 0,
     }  # fmt: skip
     assert sorted(_senders(settings)) == ["web-old", "web-open"]  # nobody else's conversation
     assert erase_conversation(settings, "web-open") == {
         "tracker_events": 2, "closed_tickets": 0, "open_tickets_kept": 1, "answer_events": 0,
         "subscriptions": 0,
-        "notice_deliveries": 0,
+        "notice_deliveries": 0, "bookings": 0,
     }  # fmt: skip
     assert _state(settings)["tickets"] == ["web-old", "web-open"]  # staff keep the open hand-off
     assert erase_conversation(settings, "web-never-seen") == {
         "tracker_events": 0, "closed_tickets": 0, "open_tickets_kept": 0, "answer_events": 0,
         "subscriptions": 0,
-        "notice_deliveries": 0,
+        "notice_deliveries": 0, "bookings": 0,
     }  # fmt: skip
 
 
@@ -176,6 +178,84 @@ def test_erasure_deletes_a_line_residents_notice_subscriptions_and_the_purge_kee
     assert subscriptions.current(settings.database_url, leaving).ward is None
     assert subscriptions.current(settings.database_url, staying).topics == ("bousai",)
     assert erase_conversation(settings, leaving)["subscriptions"] == 0
+
+
+def _slot(settings: Settings, days_from_today: int, start: str = "10:00") -> int:
+    """A slot written as it is stored (the hours' checks are bot/bookings' tests' business)."""
+    day = datetime.now(JST).date() + timedelta(days=days_from_today)
+    with session_scope(settings.database_url) as session:
+        row = BookingSlot(
+            ward="中原区", counter_id="kumin", day=day, start=start, minutes=30, capacity=1,
+            booked=0, status="open", created_by="tanaka",
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _past_booking(settings: Settings, slot_id: int, conversation: str, status: str = "arrived") -> str:
+    number = reservations.new_number()
+    with session_scope(settings.database_url) as session:
+        session.add(
+            Booking(number=number, slot_id=slot_id, conversation=conversation, channel="line", status=status)
+        )
+    return number
+
+
+def _booking(settings: Settings, number: str) -> Booking:
+    with session_scope(settings.database_url) as session:
+        row = session.scalars(select(Booking).where(Booking.number == number)).one()
+        session.expunge(row)
+        return row
+
+
+def _book(settings: Settings, days_from_today: int, who: str) -> reservations.Reservation:
+    slot_id = _slot(settings, days_from_today)
+    with session_scope(settings.database_url) as session:
+        day = session.get(BookingSlot, slot_id).day
+    return reservations.book(
+        settings.database_url, ward="中原区", counter_id="kumin", day=day, start="10:00",
+        conversation=who, channel="line",
+    )  # fmt: skip
+
+
+def test_erasure_cancels_a_residents_coming_bookings_and_unlinks_all_of_them(settings):
+    alice, bob = "U" + "a" * 32, "U" + "b" * 32
+    coming = _book(settings, 7, alice)
+    kept = _book(settings, 8, bob)
+    visited = _past_booking(settings, _slot(settings, -3), alice)
+    counts = erase_conversation(settings, alice)
+    assert counts["bookings"] == 2 and counts["tracker_events"] == 0
+    after = _booking(settings, coming.number)
+    assert (after.status, after.conversation, after.cancelled_by) == ("cancelled", None, "resident")
+    assert reservations.find(settings.database_url, coming.number).slot.booked == 0  # the seat is back
+    assert (_booking(settings, visited).status, _booking(settings, visited).conversation) == ("arrived", None)
+    assert reservations.of_conversation(settings.database_url, alice) == []
+    assert _booking(settings, kept.number).conversation == bob  # nobody else's
+    slot = reservations.find(settings.database_url, coming.number).slot
+    again = reservations.book(
+        settings.database_url, ward="中原区", counter_id="kumin", day=slot.day, start=slot.start,
+        conversation="web-someone-else",
+    )  # fmt: skip
+    assert again.status == "booked"  # the freed seat is bookable
+    assert erase_conversation(settings, alice)["bookings"] == 0
+    with session_scope(settings.database_url) as session:
+        assert session.scalar(select(func.count()).select_from(Booking)) == 4  # rows stay, for the counts
+
+
+def test_the_purge_unlinks_bookings_whose_day_is_past_their_period(settings):
+    old = _past_booking(settings, _slot(settings, -31), "U" + "a" * 32)
+    recent = _past_booking(settings, _slot(settings, -29), "web-recent-visitor", status="no_show")
+    coming = _book(settings, 5, "U" + "c" * 32)
+    assert purge(settings, dry_run=True)["booking_conversations"] == 1
+    assert _booking(settings, old).conversation is not None  # a dry run changes nothing
+    assert purge(settings)["booking_conversations"] == 1
+    assert _booking(settings, old).conversation is None and _booking(settings, old).status == "arrived"
+    assert _booking(settings, recent).conversation == "web-recent-visitor"
+    assert purge(settings)["booking_conversations"] == 0
+    assert purge(settings.replace(retention_bookings_days=20))["booking_conversations"] == 1
+    assert purge(settings, older_than_days=0)["booking_conversations"] == 0  # days not yet past: kept
+    assert _booking(settings, coming.number).conversation == "U" + "c" * 32  # the reminder's address
 
 
 def test_nothing_stored_yet_is_nothing_to_delete_and_creates_no_tracker_file(tmp_path):
@@ -257,7 +337,8 @@ def test_the_task_worker_purges_daily_at_three_in_japan(tmp_path):
     settings = Settings(var_dir=tmp_path / "var")
     queue = TaskQueue(settings)
     periodic = [t.name for t in queue.huey._registry.periodic_tasks]
-    assert periodic == ["purge", "notice_sweep_periodic"]  # the worker's schedule (notices: every minute)
+    # the worker's schedule (notices: every minute; booking reminders: hourly)
+    assert periodic == ["purge", "notice_sweep_periodic", "booking_reminders"]
     at = datetime(2026, 12, 3, 18, 0)  # 03:00 JST, in the queue's UTC clock
     assert queue.daily_purge.task_class().validate_datetime(at)
     assert not queue.daily_purge.task_class().validate_datetime(at + timedelta(hours=1))

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Float,
@@ -371,3 +372,59 @@ class SpecialOpening(Base):
     @property
     def counter_list(self) -> list[str]:
         return [c for c in self.counters.split(",") if c]
+
+
+# Consultation booking (issue 19): slots staff publish per ward office counter, and the bookings
+# residents make in the conversation. bot/bookings/ reads and writes these.
+
+SLOT_STATUSES = ("open", "closed")
+
+
+class BookingSlot(Base):
+    """A bookable time at one counter of one ward office. `booked` counts the live bookings: a seat
+    is taken by one conditional UPDATE (`booked < capacity`), and the CHECK keeps the database from
+    ever holding more bookings than seats, whatever the concurrency."""
+
+    __tablename__ = "booking_slots"
+    __table_args__ = (
+        UniqueConstraint("ward", "counter_id", "day", "start", name="uq_booking_slot"),
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="ck_booking_slot_seats"),
+        CheckConstraint("capacity >= 1", name="ck_booking_slot_capacity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ward: Mapped[str] = mapped_column(String(16))
+    counter_id: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date, index=True)
+    start: Mapped[str] = mapped_column(String(5))  # HH:MM, Japan time
+    minutes: Mapped[int] = mapped_column(Integer, default=30)
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(8), default="open")  # SLOT_STATUSES
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+BOOKING_STATUSES = ("booked", "cancelled", "arrived", "no_show")
+
+
+class Booking(Base):
+    """One resident's booking of a slot. It belongs to the conversation that made it
+    (`conversation`: the sender id, which is also the LINE user id a reminder is pushed to); no
+    name or phone number is asked. `topic` is what the consultation is about, as the bot named it
+    (a knowledge entry's title or the counter's name) — never the resident's words."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)  # what the resident shows at the counter
+    slot_id: Mapped[int] = mapped_column(ForeignKey("booking_slots.id", ondelete="CASCADE"), index=True)
+    conversation: Mapped[str | None] = mapped_column(String(128), index=True)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    topic: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="booked", index=True)  # BOOKING_STATUSES
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    cancelled_by: Mapped[str | None] = mapped_column(String(64))  # "resident" or the staff's name
+    staff_message: Mapped[str | None] = mapped_column(Text)  # staff's word to the resident on cancelling
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
