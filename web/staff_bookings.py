@@ -287,7 +287,7 @@ def booking_cancel(day: str, booking_id: int):
         return _back(booking)
     if request.method == "GET":
         return _cancel_page(booking, _draft(booking))
-    message = request.form.get("message", "").strip()
+    message = request.form.get("message", "").replace("\r\n", "\n").strip()  # a browser posts CRLF
     if not message:
         return _cancel_page(booking, message, console_text.BOOKING_PROBLEM["no_message"], 400)
     if len(message) > MESSAGE_CHARS:
