@@ -97,6 +97,7 @@ def test_staff_see_a_booking_cancel_it_with_a_message_and_see_it_cancelled(brows
     box = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "c-message")))
     message = box.get_attribute("value")
     assert booking.number in message and "申し訳ありません" in message  # the draft names the booking
+    _screenshots(browser, "staff-booking-cancel-form")
     button = browser.find_element(By.XPATH, "//button[text()='キャンセルして住民に送信']")
     button.click()
     WebDriverWait(browser, 60).until(ec.staleness_of(button))
@@ -112,3 +113,8 @@ def test_staff_see_a_booking_cancel_it_with_a_message_and_see_it_cancelled(brows
     assert slots.get(settings.database_url, slot.id).booked == 0
     staff_texts = [m["text"] for m in rasa.staff_messages(sender)]
     assert staff_texts == [message]  # in the resident's conversation, with its line break
+    browser.find_element(By.LINK_TEXT, "予約枠").click()
+    WebDriverWait(browser, 20).until(ec.url_contains("/staff/bookings/slots"))
+    listed = browser.find_element(By.XPATH, f"//tbody/tr[contains(., '{slot.start}〜{slot.end}')]")
+    assert "0／2" in listed.text and "受付中" in listed.text  # the seat is free again
+    _screenshots(browser, "staff-booking-slots")
