@@ -171,6 +171,24 @@ def test_a_slot_that_cannot_be_offered_is_refused_with_the_reason_and_the_input_
     assert slots.listing(settings.database_url) == []
 
 
+def test_a_broken_knowledge_file_is_said_not_a_server_error(console, monkeypatch):
+    from bot.knowledge import KnowledgeError
+
+    app, settings = console
+    tanaka = _client(app, "tanaka")
+
+    def broken():
+        raise KnowledgeError("counters.yml:1: not a list")
+
+    monkeypatch.setattr(app.extensions["console"], "knowledge", broken)
+    page = _text(tanaka.get("/staff/bookings/slots"))
+    assert console_text.SLOT_PROBLEM["no_knowledge"] in page
+    resp = _post(tanaka, "/staff/bookings/slots", **ONE)
+    assert resp.status_code == 503 and 'id="one-problem">窓口の一覧（ナレッジ）を' in _text(resp)
+    assert 'name="day" value="2027-02-02"' in _text(resp)  # what was typed is kept
+    assert slots.listing(settings.database_url) == []
+
+
 def test_the_same_slot_twice_is_refused(console):
     app, _ = console
     tanaka = _client(app, "tanaka")

@@ -126,6 +126,8 @@ def booking_slot_add():
         )  # fmt: skip
     except SlotError as err:
         return _slots_page(fields, {"one": str(err)}, status=400)
+    except KnowledgeError:
+        return _slots_page(fields, {"one": console_text.SLOT_PROBLEM["no_knowledge"]}, status=503)
     _audit("slot-add", f"slot:{slot.id}", f"{slot.ward} {slot.counter_id} {slot.day} {slot.start} "
            f"{slot.minutes}min x{slot.capacity}")  # fmt: skip
     flash(f"{_slot_name(slot)}〜{slot.end}（定員{slot.capacity}人）の予約枠を公開しました。")
@@ -154,6 +156,8 @@ def booking_slots_weekly():
         )  # fmt: skip
     except SlotError as err:
         return _slots_page(fields, {"weekly": str(err)}, status=400)
+    except KnowledgeError:
+        return _slots_page(fields, {"weekly": console_text.SLOT_PROBLEM["no_knowledge"]}, status=503)
     _audit("slot-pattern", f"{weekly['ward']}:{counter}", f"{first}..{last} {','.join(weekly['weekdays'])} "
            f"{weekly['start']}: {len(result.added)} added, {len(result.skipped)} skipped")  # fmt: skip
     return _slots_page(fields, result=result)
