@@ -9,6 +9,10 @@ one-question label is one resident's words), masked again and never the raw-text
 
 "answered" means the bot gave an answer it was confident in; a confidently wrong answer counts as
 answered too. Only `helpful_rate` (the residents' 「解決しましたか？」) says whether answers helped.
+
+Bookings (issue 19) are counted by the day of the consultation, not the day they were made: what a
+counter had on its calendar that day and what came of it. Counts only — no booking number, no
+conversation, no staff name.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from bot.storage.db import get_engine, session_scope
 from bot.storage.models import (
     ANSWER_OUTCOMES,
     AnswerEvent,
+    Booking,
+    BookingSlot,
     RegionalIssue,
     Ticket,
     TicketMessage,
@@ -74,6 +80,12 @@ class Row(BaseModel):
     first_reply_minutes_p90: float | None = None
     promise_counted: int = 0  # tickets replied to, or past their promise unanswered
     answered_within_promise_rate: float | None = None
+    bookings: int = 0  # made for a consultation on the day, whatever became of them
+    bookings_cancelled: int = 0  # by the resident (a change of time too) or by staff
+    bookings_cancelled_by_resident: int = 0
+    bookings_cancelled_by_staff: int = 0
+    bookings_arrived: int = 0
+    bookings_no_show: int = 0
 
 
 class WorstEntry(BaseModel):
@@ -230,6 +242,7 @@ def compute(
         worst = _worst_entries(session, where)
         topics = _unresolved_topics(session, start, end, wards)
         _handoffs(session, start, end, wards, kb, now, rows_for)
+        _bookings(session, since, until, wards, rows_for)
 
     for row in [*cells.values(), *days.values(), *per_ward.values(), total]:
         row.answered_rate = _rate(row.outcomes["answered"], row.questions)
@@ -352,6 +365,34 @@ def _handoffs(session, start, end, wards, kb, now, rows_for) -> None:
         row.answered_within_promise_rate = _rate(sum(within.get(key, [])), len(within.get(key, [])))
 
 
+def _bookings(session, since: date, until: date, wards: list[str] | None, rows_for) -> None:
+    """Bookings of consultations on [since, until] by the slot's day (already a JST date) and ward,
+    per status; a cancellation is the resident's when `cancelled_by` says so, else a staff name's."""
+    s, b = BookingSlot, Booking
+    query = (
+        select(s.day, s.ward, b.status, b.cancelled_by, func.count())
+        .join(s, s.id == b.slot_id)
+        .where(s.day >= since, s.day <= until)
+        .group_by(s.day, s.ward, b.status, b.cancelled_by)
+    )
+    if (clause := _ward_clause(s.ward, wards)) is not None:
+        query = query.where(clause)
+    for day, ward, status, cancelled_by, n in session.execute(query):
+        day = day if isinstance(day, str) else day.isoformat()
+        for row in rows_for(day, ward):
+            row.bookings += n
+            if status == "cancelled":
+                row.bookings_cancelled += n
+                if cancelled_by in (None, "resident"):
+                    row.bookings_cancelled_by_resident += n
+                else:
+                    row.bookings_cancelled_by_staff += n
+            elif status == "arrived":
+                row.bookings_arrived += n
+            elif status == "no_show":
+                row.bookings_no_show += n
+
+
 def parse_day(text: str) -> date:
     """A YYYY-MM-DD date, or FiguresError saying what was wrong."""
     try:
@@ -364,7 +405,8 @@ CSV_COLUMNS = (
     "day", "ward", "conversations", "unkeyed_questions", "questions", *ANSWER_OUTCOMES,
     "answered_rate", "not_sure_rate", "handoff_rate", "rated", "helpful", "helpful_rate", "tickets",
     "replied_tickets", "first_reply_minutes_median", "first_reply_minutes_p90",
-    "answered_within_promise_rate",
+    "answered_within_promise_rate", "bookings", "bookings_cancelled_by_resident",
+    "bookings_cancelled_by_staff", "bookings_arrived", "bookings_no_show",
 )  # fmt: skip
 
 

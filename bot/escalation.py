@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -34,10 +35,26 @@ NOT_DELIVERED_LINE = "LINEに送信できませんでした。少し待っても
 TRANSIENT = (OperationalError, InterfaceError)
 
 
-class Delivery(Protocol):
-    """How a staff message reaches a resident on the ticket's channel."""
+@dataclass(frozen=True)
+class Addressee:
+    """A resident's conversation that staff write to without a ticket (a booking they cancelled),
+    reached the way a ticket's reply is: `sender` and `channel` as on a ticket; `kind` and `id` say
+    what the message is about, in the tracker event's metadata and in log lines."""
 
-    def send(self, ticket: Ticket, text: str) -> None: ...
+    sender: str
+    channel: str | None
+    id: int
+    kind: str = "booking"
+
+
+def _about(target: Ticket | Addressee) -> tuple[str, int]:
+    return getattr(target, "kind", "ticket"), target.id
+
+
+class Delivery(Protocol):
+    """How a staff message reaches a resident on the ticket's (or addressee's) channel."""
+
+    def send(self, ticket: Ticket | Addressee, text: str) -> None: ...
 
     def resume(self, ticket: Ticket, text: str) -> None: ...
 
@@ -74,17 +91,19 @@ class RasaDelivery:
     def _stored(self, text: str) -> str:
         return mask(text, keep=self.public)
 
-    def _append(self, ticket: Ticket, events: list[dict]) -> None:
+    def _append(self, ticket: Ticket | Addressee, events: list[dict]) -> None:
         import requests
 
         try:
             self.client.append_events(ticket.sender, events)
         except requests.RequestException as err:
-            log.warning("staff message for ticket #%s not delivered: %s", ticket.id, type(err).__name__)
+            kind, number = _about(ticket)
+            log.warning("staff message for %s #%s not delivered: %s", kind, number, type(err).__name__)
             raise DeliveryError(NOT_DELIVERED_BOT) from err
 
-    def send(self, ticket: Ticket, text: str) -> None:
-        self._append(ticket, [staff_event(self._stored(text), ticket.id)])
+    def send(self, ticket: Ticket | Addressee, text: str) -> None:
+        kind, number = _about(ticket)
+        self._append(ticket, [staff_event(self._stored(text), number, kind)])
 
     def resume(self, ticket: Ticket, text: str) -> None:
         # action_listen leaves the dialogue ready for the resident's next message, as after any turn
@@ -105,7 +124,7 @@ class ChannelDelivery:
         self.rasa = rasa
         self.line = line  # bot.line_messaging.LineClient, when LINE is configured
 
-    def _push(self, ticket: Ticket, text: str) -> None:
+    def _push(self, ticket: Ticket | Addressee, text: str) -> None:
         if ticket.channel == "line" and self.line is not None:
             from linebot.v3.messaging import TextMessage
 
@@ -114,10 +133,10 @@ class ChannelDelivery:
             try:
                 self.line.push(ticket.sender, [TextMessage(text=text[:5000])])
             except LineApiError as err:
-                log.warning("LINE push for ticket #%s not delivered (%s)", ticket.id, err)
+                log.warning("LINE push for %s #%s not delivered (%s)", *_about(ticket), err)
                 raise DeliveryError(NOT_DELIVERED_LINE) from err
 
-    def send(self, ticket: Ticket, text: str) -> None:
+    def send(self, ticket: Ticket | Addressee, text: str) -> None:
         self.rasa.send(ticket, text)
         self._push(ticket, text)
 
@@ -126,8 +145,8 @@ class ChannelDelivery:
         self._push(ticket, text)
 
 
-def staff_event(text: str, ticket_id: int) -> dict:
-    return {"event": "bot", "text": text, "metadata": {"staff": True, "ticket": ticket_id}}
+def staff_event(text: str, ticket_id: int, kind: str = "ticket") -> dict:
+    return {"event": "bot", "text": text, "metadata": {"staff": True, kind: ticket_id}}
 
 
 SUMMARY_CHARS = 40  # the ticket list's one-line summary of the resident's question

@@ -19,7 +19,15 @@ from bot.console.accounts import add_user, audit_log
 from bot.knowledge import load_knowledge
 from bot.settings import ROOT, Settings
 from bot.storage.db import session_scope
-from bot.storage.models import AnswerEvent, RegionalIssue, Ticket, TicketMessage, UnresolvedQuestion
+from bot.storage.models import (
+    AnswerEvent,
+    Booking,
+    BookingSlot,
+    RegionalIssue,
+    Ticket,
+    TicketMessage,
+    UnresolvedQuestion,
+)
 
 PASSWORD = "correct-horse-battery"
 SINCE, UNTIL = date(2026, 11, 23), date(2026, 12, 7)
@@ -117,6 +125,52 @@ def add_known_set(db_url: str) -> None:
                 ticket("2026-11-20 10:00", "中原区", "2026-11-20 10:01"),  # before the period
             ]
         )
+
+
+def add_bookings(db_url: str) -> None:
+    """Bookings counted by the consultation's day: 中原区 Tue 12-01 five (one still booked, one
+    arrived, one not come, one cancelled by the resident, one by staff), 幸区 Wed 12-02 one arrived,
+    and one for 12-08, the day after the period (made within it: still not counted)."""
+    with session_scope(db_url) as s:
+
+        def slot(ward: str, day: date, outcomes: list[tuple[str, str | None]]) -> None:
+            live = sum(st != "cancelled" for st, _ in outcomes)
+            row = BookingSlot(ward=ward, counter_id="kumin", day=day, start="10:00", minutes=30,
+                              capacity=10, booked=live, created_by="kato")  # fmt: skip
+            s.add(row)
+            s.flush()
+            for n, (status, by) in enumerate(outcomes):
+                s.add(Booking(number=f"{ward}{day}{n}", slot_id=row.id, conversation=SENDER,
+                              channel="line", topic="住民票の写し", status=status, cancelled_by=by,
+                              staff_message=by and PHONE, created_at=jst("2026-11-30 10:00")))  # fmt: skip
+
+        slot("中原区", date(2026, 12, 1), [("booked", None), ("arrived", None), ("no_show", None),
+                                          ("cancelled", "resident"), ("cancelled", "kato")])  # fmt: skip
+        slot("幸区", date(2026, 12, 2), [("arrived", None)])
+        slot("中原区", date(2026, 12, 8), [("booked", None)])
+
+
+def test_bookings_are_counted_by_their_day_and_ward(db_url, kb):
+    add_known_set(db_url)
+    add_bookings(db_url)
+    f = compute(db_url, SINCE, UNTIL, kb=kb, now=NOW)
+    counts = (f.bookings, f.bookings_cancelled, f.bookings_cancelled_by_resident,
+              f.bookings_cancelled_by_staff, f.bookings_arrived, f.bookings_no_show)  # fmt: skip
+    assert counts == (6, 2, 1, 1, 2, 1)
+    assert f.questions == 11 and f.tickets == 7  # the other figures as they were
+    wards = {w.ward: w for w in f.wards}
+    assert (wards["中原区"].bookings, wards["中原区"].bookings_no_show) == (5, 1)
+    assert (wards["幸区"].bookings, wards["幸区"].bookings_arrived) == (1, 1)
+    days = {d.day: d for d in f.days}
+    assert days["2026-12-01"].bookings == 5 and days["2026-12-02"].bookings_arrived == 1
+    assert days["2026-11-30"].bookings == 0  # the day they were made is not the day they count for
+    cells = {(c.day, c.ward): c for c in f.cells}
+    assert cells[("2026-12-01", "中原区")].bookings_cancelled_by_staff == 1
+    assert compute(db_url, SINCE, UNTIL, ["幸区"], kb=kb, now=NOW).bookings == 1
+    assert compute(db_url, SINCE, UNTIL, ["不明"], kb=kb, now=NOW).bookings == 0
+    assert compute(db_url, date(2026, 12, 8), date(2026, 12, 8), now=NOW).bookings == 1
+    out = f.model_dump_json()
+    assert SENDER not in out and PHONE not in out and "kato" not in out and "住民票" not in out
 
 
 def test_the_promise_deadline_is_the_worded_promise(kb):
@@ -307,6 +361,8 @@ def test_cli_json_keys_and_exit_codes(sqlite_url, kb, monkeypatch, capsys):
                 "conversations", "days", "wards", "worst_entries", "unresolved_topics"):  # fmt: skip
         assert key in data, key
     assert data["questions"] == 11 and data["rated"] == 5 and data["helpful_rate"] == 0.4
+    for key in ("bookings", "bookings_cancelled", "bookings_arrived", "bookings_no_show"):
+        assert data[key] == 0, key
     assert {w["ward"] for w in data["wards"]} == {"中原区", "幸区", "不明"} and len(data["days"]) == 15
     assert SENDER not in out and "a" * 64 not in out and PHONE not in out and "田中" not in out
     assert main(["stats", "--since", "2026-11-23", "--until", "2026-12-07", "--ward", "幸区", "--json"]) == 0
@@ -346,6 +402,7 @@ def console(tmp_path, sqlite_url):
     add_user(sqlite_url, "editor1", "editor", PASSWORD)
     add_known_set(sqlite_url)
     add_unresolved(sqlite_url)
+    add_bookings(sqlite_url)
     return app, sqlite_url
 
 
@@ -379,13 +436,39 @@ def test_an_editor_sees_every_ward_with_charts(console):
     assert "幸区" in html and "中原区" in html and "空き家・草・放置" in html
     assert 'href="/staff/analytics"' in html  # in the navigation
     assert "/staff/analytics.csv?since=2026-11-23&amp;until=2026-12-07" in html
-    from test_staff_console import _FormsAndIds
+    from console_support import FormsAndIds
 
-    parsed = _FormsAndIds()
+    parsed = FormsAndIds()
     parsed.feed(html)
     assert len(parsed.ids) == len(set(parsed.ids)) and parsed.fields
     assert all(inside or i in parsed.label_for for _tag, i, inside in parsed.fields)
     _no_personal_data(html)
+
+
+def test_the_page_shows_the_booking_counts(console):
+    app, _ = console
+    client = app.test_client()
+    _login(client, "editor1")
+    html = client.get("/staff/analytics", query_string=PERIOD).get_data(as_text=True)
+    for label, count in (
+        ("予約", 6),
+        ("来庁", 2),
+        ("来庁なし", 1),
+        ("住民のキャンセル", 1),
+        ("職員のキャンセル", 1),
+    ):
+        assert f"<dt>{label}</dt><dd>{count}件</dd>" in html, label
+    assert '<th scope="col">予約</th>' in html
+    assert re.search(r'<th scope="row">中原区</th>(<td>[^<]*</td>){11}<td>5</td></tr>', html)
+    assert re.search(r'<th scope="row">2026-12-01</th>(<td>[^<]*</td>){11}<td>5</td></tr>', html)
+    _login(client, "nakahara")
+    assert "<dt>予約</dt><dd>5件</dd>" in client.get("/staff/analytics", query_string=PERIOD).get_data(
+        as_text=True
+    )
+    rows = list(csv.DictReader(io.StringIO(
+        client.get("/staff/analytics.csv", query_string=PERIOD).get_data(as_text=True).lstrip("\ufeff")
+    )))  # fmt: skip
+    assert sum(int(r["bookings"]) for r in rows) == 5 and sum(int(r["bookings_no_show"]) for r in rows) == 1
 
 
 def test_ward_staff_see_only_their_wards(console):

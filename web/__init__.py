@@ -73,7 +73,10 @@ def create_app(settings: Settings) -> Flask:
             LineClient(line_config) if line_config else None,
         ),
     )
-    from web import staff_notices  # noqa: F401  (its pages — notices, disaster mode … — join staff_bp)
+    from web import (
+        staff_bookings,  # noqa: F401  (its pages — slots, the day's bookings — join staff_bp)
+        staff_notices,  # noqa: F401  (its pages — notices, disaster mode … — join staff_bp)
+    )
     from web.staff import bp as staff_bp
     from web.staff import login_manager
     from web.widget import bp as widget_bp

@@ -72,6 +72,30 @@ OPENING_PROBLEM = {
     "unknown_counter": "窓口の選び方が正しくありません。一覧から選んでください。",
 }
 WEEKDAY = "月火水木金土日"
+# issue 19: consultation bookings (web/staff_bookings.py)
+BOOKING_STATUS = {"booked": "予約中", "cancelled": "キャンセル", "arrived": "来庁済み", "no_show": "来庁なし"}
+SLOT_STATUS = {"open": "受付中", "closed": "締切"}
+SLOT_PROBLEM = {
+    "bad_date": "日付を選んでください。",
+    "bad_number": "長さ（分）と定員は数字で入力してください。",
+    "unknown_counter": "窓口を一覧から選んでください。",
+    "bad_exception": "除外する日は 2027-02-11 の形で、空白か「,」で区切って入力してください。",
+    "no_knowledge": "窓口の一覧（ナレッジ）を読み込めません。管理者に連絡してください。",
+}
+BOOKING_PROBLEM = {
+    "bad_day": "日付は 2026-12-01 の形で選んでください。",
+    "no_message": "住民へのメッセージを入力してください。キャンセルの理由とお詫びを伝えます。",
+    "too_long": "メッセージは2000文字以内にしてください。",
+    "not_active": "この予約はもうキャンセルされたか、来庁の記録がついています。",
+    "not_yet": "来庁の記録は予約の日になってからつけられます。",
+    "no_delivery": "住民に届ける経路が設定されていないため、キャンセルできません。管理者に連絡してください。",
+}
+# The message box of a staff cancellation starts with this draft; staff edit it before sending.
+BOOKING_CANCEL_DRAFT = (
+    "ご予約（予約番号 {number}、{day} {start}〜{end}、{ward}役所 {counter}）は、"
+    "区役所の都合によりお受けできなくなりました。申し訳ありません。\n"
+    "お手数ですが、別の日時であらためてご予約ください。"
+)
 # ja('status', 'new') in a template → 未対応
 FIGURES_PROBLEM = {
     "bad_date": "日付は 2026-12-01 の形で入力してください。",
@@ -89,6 +113,8 @@ WORDS = {
     "role": ROLE,
     "draft_status": DRAFT_STATUS,
     "notice_status": NOTICE_STATUS,
+    "booking_status": BOOKING_STATUS,
+    "slot_status": SLOT_STATUS,
 }
 
 
