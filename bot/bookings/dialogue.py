@@ -142,11 +142,12 @@ def when_label(slot: Slot) -> str:
 
 
 def office_of(ctx: Context, ward: str) -> tuple[str, str, str]:
-    """The ward office's name, address and phone."""
+    """The ward office's name, address and its phone as a line (empty if the knowledge has none)."""
     office = ctx.kb.ward_office(ward)
     if office is None:
         return ward, "", ""
-    return bilingual(office.name, office.name_en, ctx.lang), office.address, office.phone
+    phone = ctx.say("utter_booking_phone", phone=office.phone) if office.phone else ""
+    return bilingual(office.name, office.name_en, ctx.lang), office.address, phone
 
 
 def counter_name(ctx: Context, counter_id: str) -> str:
