@@ -27,7 +27,8 @@ NOW = datetime.combine(TODAY, time(9, 0), JST)
 TUESDAY = date(2027, 2, 2)
 WEEKDAY_TEXT = "  text: 平日 8:30〜17:00（土日・祝日・年末年始を除く）\n"
 WEEKDAY_HOURS = (
-    '  days: [mon, tue, wed, thu, fri]\n  open: "08:30"\n  close: "17:00"\n  closed: {holidays: true, source: city-web}\n'
+    '  days: [mon, tue, wed, thu, fri]\n  open: "08:30"\n  close: "17:00"\n'
+    "  closed: {holidays: true, source: city-web}\n"
 )
 FULL = '/book{"ward": "中原区", "counter": "kumin", "date": "2027-02-02", "time": "10:00"}'
 

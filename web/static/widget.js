@@ -170,6 +170,13 @@
     return box;
   }
 
+  // The card leads the reply: the number is what the resident needs first (the text repeats it for LINE).
+  function placeBooking(item, booking) {
+    const text = item.querySelector(".kc-text");
+    if (text) text.before(renderBooking(booking));
+    else item.append(renderBooking(booking));
+  }
+
   // 「解決しましたか？」 under an answer: はい / いいえ send the payloads the server offered. One
   // click each: both buttons are then disabled, the one chosen marked; a newer answer's question
   // replaces an older one still unanswered (a rating is for the latest answer, actions/feedback.py).
@@ -212,7 +219,7 @@
     }
     item.append(el("p", { class: "kc-text" }, entry.text || ""));
     if (entry.card) item.append(renderCard(entry.card));
-    if (entry.booking) item.append(renderBooking(entry.booking));
+    if (entry.booking) placeBooking(item, entry.booking);
     if (entry.feedback) item.append(renderFeedback(entry));
     if (entry.retry) {
       const again = el("button", { type: "button", class: "kc-retry" }, "もう一度送る");
@@ -303,7 +310,7 @@
         if (booking && typeof booking === "object" && last && !last.booking) {
           last.booking = booking;
           save();
-          log.lastChild.append(renderBooking(booking));
+          placeBooking(log.lastChild, booking);
         }
         const fb = m.custom && m.custom.feedback;
         if (fb && typeof fb === "object" && Array.isArray(fb.buttons) && last && !last.feedback) {
