@@ -91,6 +91,8 @@ class ValidateBookingForm(ConciergeAction):
         events: list[EventType] = [SlotSet(k, v) for k, v in turn.slots.items()]
         if turn.done:
             events.append(SlotSet("requested_slot", None))
+        elif turn.requested:  # asked again although set: the typed time, to be confirmed
+            events.append(SlotSet("requested_slot", turn.requested))
         return events
 
 

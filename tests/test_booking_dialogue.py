@@ -173,15 +173,30 @@ def test_a_typed_time_is_confirmed_and_yes_is_the_full_payload(database_url):
     assert ask.response == "utter_booking_confirm" and ask.values["when"] == "2月2日（火）10:00"
     yes, no, stop = (b["payload"] for b in ask.buttons)
     assert yes == full().text and '"time"' not in no and stop == "/stop_booking"
-    assert not turn.done and turn.slots["booking_time"] is None  # nothing booked before はい
-    assert reservations.of_conversation(database_url, ME, now=NOW) == []
+    assert not turn.done and turn.requested == "booking_time" and turn.slots["booking_time"] == "10:00"
+    assert reservations.of_conversation(database_url, ME, now=NOW) == []  # nothing booked before はい
+    again = dialogue.step(ctx(database_url), turn.slots, Message("deny", {}, "いいえ"))
+    assert names(again.says) == ["utter_booking_which_time"] and again.slots["booking_time"] is None
+    typed_yes = dialogue.step(ctx(database_url), turn.slots, Message("greet", {}, "はい。"))
+    assert typed_yes.booked is not None and typed_yes.booked.slot.start == "10:00"
 
 
 def test_something_typed_where_a_choice_was_asked_gets_the_choices_again(database_url):
     add(database_url)
     state = {"booking_counter": "kumin", "booking_ward": "中原区"}
-    turn = dialogue.step(ctx(database_url), state, Message("ask_procedure", {}, "よくわからない"))
+    turn = dialogue.step(ctx(database_url), state, Message("nlu_fallback", {}, "よくわからない"))
     assert names(turn.says) == ["utter_booking_choose", "utter_booking_which_day"] and not turn.done
+
+
+def test_a_question_typed_where_a_choice_was_asked_stops_the_form_and_is_answered(database_url):
+    from bot.answering.composer import Answer
+
+    add(database_url)
+    answer = Answer(text="印鑑登録は区民課です", counter_id="kumin")
+    found = ctx(database_url, find=lambda text, ward: Found(answer, "kumin", "印鑑登録"))
+    state = {"booking_counter": "kumin", "booking_ward": "中原区"}
+    turn = dialogue.step(found, state, Message("ask_procedure", {}, "印鑑登録はどこ"))
+    assert turn.done and names(turn.says) == ["utter_booking_stopped", ""] and turn.says[1].answer is answer
 
 
 def test_the_topic_is_asked_and_answered_to_find_the_counter(database_url):
@@ -281,6 +296,10 @@ def test_leaving_the_form(database_url):
         ctx(database_url), {"booking_counter": "kumin"}, Message("stop_booking", {}, "/stop_booking")
     )
     assert turn.done and names(turn.says) == ["utter_booking_stopped"] and set(turn.slots.values()) == {None}
+    person = dialogue.step(
+        ctx(database_url), {"booking_counter": "kumin"}, Message("request_human", {}, "人と話したい")
+    )
+    assert names(person.says) == ["utter_booking_stopped"] and offered(person.says) == ["/request_human"]
 
 
 # ---- seeing, changing, cancelling ---------------------------------------------------------------
@@ -378,3 +397,15 @@ def test_the_ics_holds_the_booking_in_tokyo_time(database_url):
     assert str(event["LOCATION"]) == "中原区役所 川崎市中原区小杉町3-245"
     assert booked.number in str(event["DESCRIPTION"]) and "本人確認書類" in str(event["DESCRIPTION"])
     assert parsed.walk("VTIMEZONE")  # calendars that need the zone get it
+
+
+def test_a_typed_day_is_read(database_url):
+    add(database_url, day=WEDNESDAY)
+    state = {"booking_counter": "kumin", "booking_ward": "中原区"}
+    turn = dialogue.step(ctx(database_url), state, Message("nlu_fallback", {}, "２月３日がいいです"))
+    assert names(turn.says) == ["utter_booking_which_time"] and turn.slots["booking_date"] == "2027-02-03"
+    assert dialogue.typed_date("1月5日", NOW) == "2028-01-05"  # a month gone by is next year's
+    assert dialogue.typed_date("2027-02-30", NOW) is None
+    assert [dialogue.typed_time(t) for t in ("10時半", "9:05", "14時15分", "25時", "十時")] == [
+        "10:30", "09:05", "14:15", None, None,
+    ]  # fmt: skip

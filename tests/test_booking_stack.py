@@ -13,6 +13,7 @@ import requests
 from booking_support import full_payload, publish
 
 from bot.bookings import reservations, slots
+from bot.line_messaging import to_line_messages
 from bot.payloads import OFFERS
 from bot.rasa_client import RasaClient
 
@@ -56,7 +57,7 @@ def test_twenty_conversations_at_once_for_the_last_seat_get_one_booking(stack, s
     assert len(others) == 19
     for reply in others:
         text = "\n".join(m.get("text", "") for m in reply)
-        assert "埋まりました" in text and "予約番号" not in text
+        assert "埋まりました" in text and "予約番号" not in text and "理解できませんでした" not in text
         offered = [b["payload"] for m in reply for b in m.get("buttons") or []]
         assert full_payload(next_free) in offered and payload not in offered
     booked = [r for r in reservations.all_bookings(stack_settings.database_url) if r.slot.id == last_seat.id]
@@ -89,6 +90,8 @@ def test_a_whole_booking_conversation_through_the_rest_channel(stack, stack_sett
         and "お名前や電話番号は必要ありません" in done[0]["text"]
     )
     assert "本人確認書類" in done[0]["text"]  # what to bring, from the entry answered
+    line = to_line_messages(done)  # what a LINE resident gets: the number in the text, a quick reply
+    assert booking["number"] in line[0].text and line[-1].quick_reply.items[0].action.data == "/my_bookings"
     stored = reservations.find(stack_settings.database_url, booking["number"])
     assert stored.topic == "住民票の写しの交付" and stored.conversation == sender
     # the form is over: a question is answered again
@@ -102,3 +105,23 @@ def test_a_whole_booking_conversation_through_the_rest_channel(stack, stack_sett
     # another conversation cannot cancel by number, and learns nothing
     stranger = client.send(f"{sender}-x", OFFERS["cancel_booking"].payload(number=booking["number"]))
     assert "見つかりませんでした" in stranger[0]["text"] and booking["number"] not in stranger[0]["text"]
+
+
+def test_typed_answers_and_a_confirmation_through_the_rest_channel(stack, stack_settings):
+    slot = publish(stack_settings, "13:00", capacity=1)
+    client = RasaClient(stack.rasa_url, token=stack.rasa_token, timeout=120)
+    sender = f"book-typed-{uuid.uuid4().hex[:8]}"
+    ward = client.ask(sender, "区民課に予約したい")
+    assert ward.intent == "request_booking" and "どの区" in ward.text, ward.text
+    days = client.ask(sender, "中原区です")
+    assert "ご希望の日" in days.text, days.text
+    times = client.ask(sender, f"{slot.day.month}月{slot.day.day}日")
+    assert "13:00〜13:30" in [b["title"] for m in times.messages for b in m.get("buttons") or []]
+    confirm = client.ask(sender, "13時でお願いします")
+    assert (
+        "予約しますか" in confirm.text
+        and reservations.of_conversation(stack_settings.database_url, sender) == []
+    )
+    done = client.ask(sender, "はい")
+    booking = booking_of(done.messages)
+    assert booking and reservations.find(stack_settings.database_url, booking["number"]).slot.id == slot.id

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.answering.board_answers import find_counter
-from bot.answering.composer import Answer
+from bot.answering.composer import HANDOFF_BUTTON, Answer
 from bot.bookings import reservations
 from bot.bookings.reservations import BookingError, Reservation
 from bot.bookings.slots import JST, Slot, SlotError, check_within_hours
@@ -44,10 +44,18 @@ MAX_LISTED = 5  # bookings listed with their buttons: two each, and 「予約を
 WEEKDAYS = "月火水木金土日"
 LEAVE = frozenset({"request_human", "goodbye", "thank", "greet", "resume_bot", "stop_booking"})
 MANAGE = frozenset({"my_bookings", "cancel_booking", "change_booking"})
+# A question typed where a ward, a day or a time was asked (the topic step takes any question)
+QUESTIONS = frozenset({"ask_procedure", "ask_hours", "ask_policy", "ask_congestion", "ask_special_opening",
+                       "ask_shelter"})  # fmt: skip
 # Typed dates and times: 「2月2日」「2027-02-02」「2/2」, 「10:00」「10時」「10時半」 (NFKC first). Linear:
 # each part a bounded digit run or a literal.
 TYPED_DATE = re.compile(r"(?:(\d{4})[-/年])?(\d{1,2})[-/月](\d{1,2})日?")
 TYPED_TIME = re.compile(r"(\d{1,2})(?::(\d{2})|時(半|(\d{1,2})分)?)")
+# はい / いいえ typed to 「次の内容で予約しますか」 (NFKC, lower case; the whole message)
+YES = re.compile(
+    r"(?:はい|お願いします|おねがいします|それで|それでお願いします|ok|yes|予約する|うん|ええ)[。!！]?"
+)
+NO = re.compile(r"(?:いいえ|いや|違います|ちがいます|no|やめます)[。!！]?")
 
 
 @dataclass
@@ -68,6 +76,7 @@ class Turn:
     slots: dict[str, Any]
     done: bool = False  # the form ends (booked, stopped, or nothing to book)
     booked: Reservation | None = None
+    requested: str | None = None  # the slot to ask for although it is set (the time, to confirm)
 
 
 @dataclass(frozen=True)
@@ -204,8 +213,17 @@ def step(ctx: Context, slots: dict[str, Any], message: Message) -> Turn:
 
 def _step(ctx: Context, state: State, message: Message) -> Turn:
     intent = message.intent
-    if intent in LEAVE:
-        return Turn([Say("utter_booking_stopped")], dict(CLEARED), done=True)
+    if state.date and state.time and not message.text.startswith("/"):  # 「予約しますか」 answered
+        said = nfkc(message.text).strip().lower()
+        if YES.fullmatch(said):
+            return advance(ctx, state)
+        if NO.fullmatch(said):
+            return advance(
+                ctx, State(state.counter, state.ward, state.date, topic=state.topic, change=state.change)
+            )
+    if intent in LEAVE:  # a person asked for: stopped, and the way to one is the quick reply
+        person = [HANDOFF_BUTTON] if intent == "request_human" else []
+        return Turn([Say("utter_booking_stopped", buttons=person)], dict(CLEARED), done=True)
     if intent in MANAGE and not message.text.startswith("/book"):
         return Turn(manage(ctx, message), dict(CLEARED), done=True)
     if intent == "book":
@@ -298,6 +316,10 @@ def _typed(ctx: Context, state: State, message: Message) -> Turn:
         start = typed_time(text)
         if start:
             return confirm(ctx, state, start)
+    if message.intent in QUESTIONS and ctx.find:  # the resident moved on: stop, and answer them
+        found = ctx.find(message.text, state.ward)
+        if found is not None and not found.answer.unresolved:
+            return Turn([Say("utter_booking_stopped"), Say(answer=found.answer)], dict(CLEARED), done=True)
     turn = advance(ctx, state)
     return Turn([Say("utter_booking_choose"), *turn.says], turn.slots, turn.done)
 
@@ -338,7 +360,8 @@ def confirm(ctx: Context, state: State, start: str) -> Turn:
         stop_button(ctx),
     ]
     values = {"office": office, "counter": counter_name(ctx, state.counter or ""), "when": when}
-    return Turn([Say("utter_booking_confirm", values, buttons)], state.as_slots())
+    pending = State(state.counter, state.ward, state.date, start, state.topic, state.change)
+    return Turn([Say("utter_booking_confirm", values, buttons)], pending.as_slots(), requested="booking_time")
 
 
 def advance(ctx: Context, state: State) -> Turn:
