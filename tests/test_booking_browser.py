@@ -31,12 +31,20 @@ def _ask(driver, text: str) -> None:
     WebDriverWait(driver, 60).until(lambda d: len(_bot_messages(d)) > before)
 
 
-def _chip(driver, title: str) -> None:
-    """Tap the quick reply with this label and wait for the bot's reply."""
+def _chip(driver, title: str, expect: str) -> str:
+    """Tap the quick reply with this label; the bot's reply, once its last message says `expect`."""
     before = len(_bot_messages(driver))
     xpath = f"//button[@class='kc-chip' and text()='{title}']"
     WebDriverWait(driver, 30).until(ec.element_to_be_clickable((By.XPATH, xpath))).click()
-    WebDriverWait(driver, 60).until(lambda d: len(_bot_messages(d)) > before)
+    wait = WebDriverWait(driver, 60, poll_frequency=0.1)
+    wait.until(
+        lambda d: (
+            len(_bot_messages(d)) > before and ec.element_to_be_clickable((By.CSS_SELECTOR, ".kc-send"))(d)
+        )
+    )
+    said = _bot_messages(driver)[-1].text
+    assert expect in said, said
+    return said
 
 
 def test_a_resident_books_through_the_quick_replies_downloads_the_ics_and_cancels(
@@ -51,16 +59,16 @@ def test_a_resident_books_through_the_quick_replies_downloads_the_ics_and_cancel
     wait = WebDriverWait(browser, 30)
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".kc-launcher"))).click()
     wait.until(ec.element_to_be_clickable((By.ID, "kc-input")))
+    wait.until(lambda d: _bot_messages(d))  # the greeting: the page's ward has been sent
 
     _ask(browser, "住民票の写しがほしい")
     _ask(browser, "相談の予約をしたい")
     proposal = _bot_messages(browser)[-1].text
     assert "住民票の写しの交付" in proposal and "中原区役所の区民課" in proposal, proposal
-    _chip(browser, "この窓口で予約")
+    _chip(browser, "この窓口で予約", "ご希望の日")
     day = f"{slot.day.month}月{slot.day.day}日（{WEEKDAYS[slot.day.weekday()]}）"
-    _chip(browser, day)
-    assert day in _bot_messages(browser)[-1].text
-    _chip(browser, "10:00〜10:30")
+    _chip(browser, day, f"{day}の空いている時間")
+    _chip(browser, "10:00〜10:30", "予約しました")
 
     card = wait.until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-bot:last-child .kc-booking"))
@@ -106,8 +114,7 @@ def test_a_resident_books_through_the_quick_replies_downloads_the_ics_and_cancel
 
     _ask(browser, "予約をキャンセルしたい")
     assert number in _bot_messages(browser)[-1].text
-    _chip(browser, f"{number}を取消")
-    assert "キャンセルしました" in _bot_messages(browser)[-1].text
+    _chip(browser, f"{number}を取消", "キャンセルしました")
     assert reservations.find(stack_settings.database_url, number).status == "cancelled"
     browser.save_screenshot(str(ARTIFACTS / "booking-cancelled.png"))
     gone = browser.execute_async_script(
