@@ -9,6 +9,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+import pytest
 import requests
 from booking_support import full_payload, publish
 
@@ -125,3 +126,23 @@ def test_typed_answers_and_a_confirmation_through_the_rest_channel(stack, stack_
     done = client.ask(sender, "はい")
     booking = booking_of(done.messages)
     assert booking and reservations.find(stack_settings.database_url, booking["number"]).slot.id == slot.id
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("相談の予約をしたいのですが", "request_booking"),
+        ("窓口の予約ってできますか？", "request_booking"),
+        ("保険年金課に予約したい", "request_booking"),
+        ("私の予約を確認したい", "my_bookings"),
+        ("予約した内容を見せて", "my_bookings"),
+        ("予約を取り消したいです", "cancel_booking"),
+        ("予約キャンセルお願いします", "cancel_booking"),
+        ("予約の日にちを変更したい", "change_booking"),
+        ("住民票の写しがほしい", "ask_procedure"),  # not every message is about bookings
+        ("市民館の部屋を予約したい", "ask_procedure"),
+    ],
+)
+def test_residents_booking_words_are_understood(stack, text, intent):
+    client = RasaClient(stack.rasa_url, token=stack.rasa_token, timeout=120)
+    assert client.ask(f"book-nlu-{uuid.uuid4().hex[:8]}", text).intent == intent
