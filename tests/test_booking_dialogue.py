@@ -218,6 +218,8 @@ def test_the_topic_is_asked_and_answered_to_find_the_counter(database_url):
     assert asked == ["住民票がほしい"]
     assert turn.says[0].answer is answer and turn.says[1].response == "utter_booking_propose"
     assert turn.says[1].values["topic"] == "住民票の写しの交付"  # the entry's title, not the words typed
+    tapped = dialogue.step(ctx(database_url), turn.slots, book_message(ward="中原区", counter="kumin"))
+    assert tapped.slots["booking_topic"] == "住民票の写しの交付"  # kept for the booking and its bring list
 
 
 def test_a_counter_named_in_the_request_is_taken(database_url):

@@ -238,7 +238,8 @@ def _step(ctx: Context, state: State, message: Message) -> Turn:
 def _payload(ctx: Context, state: State, entities: dict[str, Any]) -> Turn:
     """A quick reply: it carries every choice so far (a bare /book starts over at the topic)."""
     counter = entities.get("counter")
-    topic = state.topic if counter and counter == state.counter else None
+    # the topic goes with its counter, chosen or (no counter yet) just proposed
+    topic = state.topic if counter and state.counter in (counter, None) else None
     if counter and topic is None and counter == ctx.last_counter:
         topic = ctx.last_topic
     new = State(
@@ -262,7 +263,8 @@ def _start(ctx: Context, state: State, message: Message) -> Turn:
     if named is not None:
         return advance(ctx, State(counter=named.id, ward=ward, change=state.change))
     if message.intent == "request_booking" and ctx.last_counter in ctx.kb.counters:
-        return Turn([propose(ctx, ctx.last_counter, ward, ctx.last_topic)], State(ward=ward).as_slots())
+        proposed = State(ward=ward, topic=ctx.last_topic)
+        return Turn([propose(ctx, ctx.last_counter, ward, ctx.last_topic)], proposed.as_slots())
     if message.intent != "request_booking" and message.text and not message.text.startswith("/"):
         return _topic(ctx, State(ward=ward), message.text)
     return Turn([Say("utter_booking_ask_topic", buttons=[stop_button(ctx)])], State(ward=ward).as_slots())
@@ -294,7 +296,7 @@ def _topic(ctx: Context, state: State, text: str) -> Turn:
     ward = found.answer.ward if found.answer.ward in WARDS else state.ward
     return Turn(
         [Say(answer=found.answer), propose(ctx, found.counter, ward, found.topic)],
-        State(ward=ward).as_slots(),
+        State(ward=ward, topic=found.topic).as_slots(),
     )
 
 
