@@ -10,8 +10,8 @@ anything else is text, masked like any text and `neutralised` so that Rasa's NLU
 Where the bot offers payloads: ward and hand-off buttons (bot/answering/composer.py, built from
 the declarations below), the widget's starters (web/static/widget.js), LINE postbacks of those
 buttons and LINE's follow event (bot/line_messaging.py, web/line.py), the feedback buttons under an
-answer (`/feedback{"helpful": true}`, actions/common.py). A new one — bookings `/book{...}` — is
-one more `Offer(...)` in OFFERS.
+answer (`/feedback{"helpful": true}`, actions/common.py), the booking form's quick replies
+(`/book{...}`, `/my_bookings`, `/cancel_booking{...}`, actions/bookings.py).
 
 Runs in both environments (the Rasa server's has pydantic 1, so nothing from bot.knowledge here).
 """
@@ -81,6 +81,20 @@ def boolean(value: Any, _ids: KnowledgeIds) -> bool:
     return isinstance(value, bool)
 
 
+def pattern(regex: str) -> Check:
+    """Text that the whole of matches `regex` (keep it linear: one class or literal per part)."""
+    compiled = re.compile(regex)
+    return lambda value, _ids: isinstance(value, str) and compiled.fullmatch(value) is not None
+
+
+# bookings (issue 19): the forms the booking payloads carry. A booking number is drawn from
+# bot.bookings.reservations.NUMBER_ALPHABET, NUMBER_LENGTH long (a test checks they are the same;
+# that module needs SQLAlchemy, so it is not imported here).
+DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"  # YYYY-MM-DD
+TIME_PATTERN = r"\d{2}:\d{2}"  # HH:MM (JST)
+NUMBER_PATTERN = r"[34679ACDEFGHJKMNPQRTUVWXY]{8}"
+
+
 @dataclass(frozen=True)
 class Entity:
     check: Check
@@ -128,6 +142,22 @@ OFFERS: dict[str, Offer] = _declare(
     Offer("ask_congestion", {"ward": Entity(one_of(WARDS)), "counter": Entity(knowledge_id("counters.yml"))}),
     Offer("ask_special_opening", {"ward": Entity(one_of(WARDS))}),
     Offer("ask_shelter", {"ward": Entity(one_of(WARDS))}),
+    # bookings (issue 19), actions/bookings.py: the full form books at once (a time's quick reply);
+    # partial forms continue the booking form (a counter, a ward, a day); `change` names the booking
+    # the new time replaces (「変更」 under 「予約を確認」)
+    Offer(
+        "book",
+        {
+            "ward": Entity(one_of(WARDS)),
+            "counter": Entity(knowledge_id("counters.yml")),
+            "date": Entity(pattern(DATE_PATTERN)),
+            "time": Entity(pattern(TIME_PATTERN)),
+            "change": Entity(pattern(NUMBER_PATTERN)),
+        },
+    ),
+    Offer("my_bookings"),  # 「予約を確認」
+    Offer("cancel_booking", {"number": Entity(pattern(NUMBER_PATTERN))}),  # bare: which one?
+    Offer("stop_booking"),  # 「予約をやめる」 during the booking form
 )
 
 _NO_IDS = KnowledgeIds(None)

@@ -238,3 +238,51 @@ def staff_messages():
         return jsonify(error="after must be a Unix time"), 400
     except requests.RequestException:
         return jsonify(messages=[], error="bot_unavailable"), 503
+
+
+# bookings (issue 19): the booking card's 「カレンダーに追加（.ics）」. Per sender, like /api/message:
+# the booking number alone is not enough, the booking must be this sender's conversation's.
+ICS_RATE = "30/minute;200/hour"
+
+
+def _ics_limiter() -> SenderRateLimiter:
+    limiter = current_app.extensions.get("ics_rate_limiter")
+    if limiter is None:
+        storage = current_app.extensions["settings"].rate_limit_storage
+        limiter = current_app.extensions["ics_rate_limiter"] = SenderRateLimiter(ICS_RATE, storage)
+    return limiter
+
+
+@bp.route("/api/bookings/ics", methods=["POST", "OPTIONS"])
+def booking_ics():
+    """POST {sender, number} → the booking as text/calendar; 404 unless it is a live booking of
+    that sender's conversation (the same answer for another's booking and for none)."""
+    if request.method == "OPTIONS":
+        return "", 204
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.bookings import reservations
+    from bot.bookings.calendar import booking_ics as to_ics
+    from bot.payloads import NUMBER_PATTERN
+
+    body = request.get_json(silent=True)
+    sender = _sender(body.get("sender")) if isinstance(body, dict) else None
+    number = body.get("number") if isinstance(body, dict) else None
+    if sender is None or not isinstance(number, str) or not re.fullmatch(NUMBER_PATTERN, number):
+        return jsonify(error="send a JSON object {sender, number}"), 400
+    if not _ics_limiter().allow("ics", sender):
+        return jsonify(error="rate_limited"), 429, {"Retry-After": "60"}
+    settings = current_app.extensions["settings"]
+    try:
+        found = reservations.find(settings.database_url, number)
+    except SQLAlchemyError:
+        current_app.logger.warning("bookings unavailable: the database did not answer")
+        return jsonify(error="unavailable"), 503
+    if found is None or found.conversation != f"web-{sender}" or found.status != "booked":
+        return jsonify(error="not_found"), 404
+    body_ics = to_ics(found, current_app.extensions["console"].knowledge())
+    resp = Response(body_ics, mimetype="text/calendar")
+    resp.headers["Content-Disposition"] = f'attachment; filename="booking-{found.number}.ics"'
+    resp.headers["Access-Control-Expose-Headers"] = "Content-Disposition"
+    resp.cache_control.no_store = True
+    return resp

@@ -129,6 +129,54 @@
     return box;
   }
 
+  // A booking (issue 19): the number big and clear, where and when, what to bring, and the
+  // .ics download (POST: the sender id never travels in a URL; the server checks the booking is ours).
+  function renderBooking(booking) {
+    const box = el("div", { class: "kc-booking" });
+    box.append(el("p", { class: "kc-booking-label" }, "予約番号"),
+               el("p", { class: "kc-booking-number" }, String(booking.number || "")));
+    const dl = el("dl");
+    const row = (term, value) => {
+      if (!value || (Array.isArray(value) && !value.length)) return;
+      dl.append(el("dt", {}, term), el("dd", {}, Array.isArray(value) ? value.join("、") : String(value)));
+    };
+    row("日時", booking.when);
+    row("場所", [booking.office, booking.counter].filter(Boolean).join(" "));
+    row("住所", booking.address);
+    row("持ち物", booking.bring);
+    box.append(dl);
+    const link = el("a", { class: "kc-booking-ics", href: "#", role: "button" },
+                    String(booking.ics_label || "カレンダーに追加（.ics）"));
+    link.addEventListener("click", async (e) => {
+      e.preventDefault();
+      try {
+        const resp = await fetch(`${BASE}/api/bookings/ics`, {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ sender: state.sender, number: String(booking.number || "") }),
+        });
+        if (!resp.ok) throw new Error(String(resp.status));
+        const url = URL.createObjectURL(await resp.blob());
+        const save = el("a", { href: url, download: `booking-${booking.number}.ics`, hidden: "" });
+        document.body.append(save);
+        save.click();
+        save.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+        link.dataset.downloaded = "true";
+      } catch {
+        link.textContent = "カレンダーのファイルを用意できませんでした。時間をおいてお試しください。";
+      }
+    });
+    box.append(link);
+    return box;
+  }
+
+  // The card leads the reply: the number is what the resident needs first (the text repeats it for LINE).
+  function placeBooking(item, booking) {
+    const text = item.querySelector(".kc-text");
+    if (text) text.before(renderBooking(booking));
+    else item.append(renderBooking(booking));
+  }
+
   // 「解決しましたか？」 under an answer: はい / いいえ send the payloads the server offered. One
   // click each: both buttons are then disabled, the one chosen marked; a newer answer's question
   // replaces an older one still unanswered (a rating is for the latest answer, actions/feedback.py).
@@ -171,6 +219,7 @@
     }
     item.append(el("p", { class: "kc-text" }, entry.text || ""));
     if (entry.card) item.append(renderCard(entry.card));
+    if (entry.booking) placeBooking(item, entry.booking);
     if (entry.feedback) item.append(renderFeedback(entry));
     if (entry.retry) {
       const again = el("button", { type: "button", class: "kc-retry" }, "もう一度送る");
@@ -256,6 +305,12 @@
           last.card = m.custom.card;
           save();
           log.lastChild.append(renderCard(m.custom.card));
+        }
+        const booking = m.custom && m.custom.booking;
+        if (booking && typeof booking === "object" && last && !last.booking) {
+          last.booking = booking;
+          save();
+          placeBooking(log.lastChild, booking);
         }
         const fb = m.custom && m.custom.feedback;
         if (fb && typeof fb === "object" && Array.isArray(fb.buttons) && last && !last.feedback) {
