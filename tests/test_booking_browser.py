@@ -1,16 +1,23 @@
-"""Done-when 2, the resident's half (issue 19), in Chromium: a question, 予約したい, the widget's
-quick replies to a booking, the booking card with its number, the .ics, then 予約をキャンセル.
-Screenshots: var/test-artifacts/booking-confirmed.png and booking-cancelled.png."""
+"""Done-when 2 (issue 19) in Chromium: a question, 予約したい, the widget's quick replies to a
+booking, the booking card with its number, the .ics; the staff's day view lists it; the resident
+cancels (予約をキャンセル) and the day view shows it cancelled. And a booking staff cancel with a word
+to the resident: the widget shows that word when the resident opens it again.
+Screenshots: var/test-artifacts/booking-confirmed.png, booking-staff-day.png, booking-cancelled.png,
+booking-staff-day-cancelled.png, booking-staff-word.png."""
 
 from __future__ import annotations
 
-from booking_support import publish
+import uuid
+
+from booking_support import full_payload, publish
+from console_support import PASSWORD
 from icalendar import Calendar
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bot.bookings import reservations
+from bot.console.accounts import add_user
 from bot.settings import ROOT
 
 ARTIFACTS = ROOT / "var" / "test-artifacts"
@@ -45,6 +52,28 @@ def _chip(driver, title: str, expect: str) -> str:
     said = _bot_messages(driver)[-1].text
     assert expect in said, said
     return said
+
+
+def _staff_login(driver, web_url: str, name: str) -> None:
+    driver.get(web_url + "/staff/login")
+    driver.find_element(By.NAME, "name").send_keys(name)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    WebDriverWait(driver, 20).until(ec.url_contains("/staff/tickets"))
+
+
+def _day_view_row(driver, web_url: str, day, number: str) -> str:
+    driver.get(f"{web_url}/staff/bookings?day={day.isoformat()}")
+    return driver.find_element(By.XPATH, f"//tbody/tr[contains(., '{number}')]").text
+
+
+def _open_widget(driver, web_url: str) -> None:
+    """The page again, its widget opened: the conversation comes back from the browser's copy."""
+    driver.get(web_url + "/")
+    launcher = WebDriverWait(driver, 30).until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".kc-launcher")))
+    if launcher.get_attribute("aria-expanded") != "true":  # it reopens by itself if it was left open
+        launcher.click()
+    WebDriverWait(driver, 30).until(ec.element_to_be_clickable((By.ID, "kc-input")))
 
 
 def test_a_resident_books_through_the_quick_replies_downloads_the_ics_and_cancels(
@@ -112,16 +141,72 @@ def test_a_resident_books_through_the_quick_replies_downloads_the_ics_and_cancel
     assert on_top, "the booking card is scrolled out of view"
     browser.save_screenshot(str(ARTIFACTS / "booking-confirmed.png"))
 
-    _ask(browser, "予約をキャンセルしたい")
-    assert number in _bot_messages(browser)[-1].text
-    _chip(browser, f"{number}を取消", "キャンセルしました")
-    assert reservations.find(stack_settings.database_url, number).status == "cancelled"
-    browser.save_screenshot(str(ARTIFACTS / "booking-cancelled.png"))
-    gone = browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "fetch('/api/bookings/ics', {method: 'POST', headers: {'Content-Type': 'application/json'},"
-        " body: JSON.stringify({sender: arguments[0], number: arguments[1]})}).then(r => done(r.status));",
-        sender,
-        number,
-    )
-    assert gone == 404  # a cancelled booking has no calendar file
+    staff = f"day-view-{uuid.uuid4().hex[:6]}"
+    add_user(stack_settings.database_url, staff, "ward_staff", PASSWORD, ["中原区"])
+    try:
+        _staff_login(browser, web_url, staff)
+        row = _day_view_row(browser, web_url, slot.day, number)
+        assert "10:00〜10:30" in row and "住民票の写しの交付" in row and "予約中" in row
+        browser.save_screenshot(str(ARTIFACTS / "booking-staff-day.png"))
+        _open_widget(browser, web_url)
+        _ask(browser, "予約をキャンセルしたい")
+        assert number in _bot_messages(browser)[-1].text
+        _chip(browser, f"{number}を取消", "キャンセルしました")
+        assert reservations.find(stack_settings.database_url, number).status == "cancelled"
+        browser.save_screenshot(str(ARTIFACTS / "booking-cancelled.png"))
+        row = _day_view_row(browser, web_url, slot.day, number)
+        assert "キャンセル" in row and "予約中" not in row
+        browser.save_screenshot(str(ARTIFACTS / "booking-staff-day-cancelled.png"))
+        browser.get(web_url + "/")
+        gone = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/api/bookings/ics', {method: 'POST', headers: {'Content-Type': 'application/json'},"
+            " body: JSON.stringify({sender: arguments[0], number: arguments[1]})})"
+            ".then(r => done(r.status));",
+            sender,
+            number,
+        )
+        assert gone == 404  # a cancelled booking has no calendar file
+    finally:
+        browser.delete_all_cookies()  # the next browser test starts logged out
+
+
+def test_a_word_from_staff_who_cancel_a_booking_shows_when_the_widget_opens_again(
+    browser, web_url, stack_settings
+):
+    """Staff cancel a booking with a message (web/staff_bookings.py → the conversation); the widget,
+    which polls only during a hand-off, looks once for such a word each time it opens."""
+    slot = publish(stack_settings, "15:00", capacity=1)
+    browser.set_window_size(360, 740)
+    browser.get(web_url + "/")
+    browser.execute_script("localStorage.clear()")
+    _open_widget(browser, web_url)
+    WebDriverWait(browser, 30).until(lambda d: _bot_messages(d))
+    _ask(browser, full_payload(slot))
+    number = WebDriverWait(browser, 30).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-bot:last-child .kc-booking-number"))
+    ).text
+    staff = f"canceller-{uuid.uuid4().hex[:6]}"
+    add_user(stack_settings.database_url, staff, "ward_staff", PASSWORD, ["中原区"])
+    try:
+        _staff_login(browser, web_url, staff)
+        _day_view_row(browser, web_url, slot.day, number)
+        row = browser.find_element(By.XPATH, f"//tbody/tr[contains(., '{number}')]")
+        row.find_element(By.PARTIAL_LINK_TEXT, "キャンセル").click()
+        box = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.ID, "c-message")))
+        box.clear()
+        box.send_keys("担当者が急病のため、予約をお取り消ししました。申し訳ありません。")
+        button = browser.find_element(By.XPATH, "//button[text()='キャンセルして住民に送信']")
+        button.click()
+        WebDriverWait(browser, 60).until(ec.staleness_of(button))
+        assert reservations.find(stack_settings.database_url, number).status == "cancelled"
+        _open_widget(browser, web_url)
+        word = WebDriverWait(browser, 30).until(
+            ec.visibility_of_element_located((By.CSS_SELECTOR, ".kc-msg.kc-staff"))
+        )
+        assert "担当者が急病のため" in word.text
+        opened = "return getComputedStyle(document.querySelector('.kc-panel')).opacity === '1'"
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(opened))  # the opening's fade is over
+        browser.save_screenshot(str(ARTIFACTS / "booking-staff-word.png"))
+    finally:
+        browser.delete_all_cookies()

@@ -345,7 +345,8 @@
     if (state.open && state.awaitingStaff) pollTimer = setTimeout(pollStaff, delay);
   }
 
-  async function pollStaff() {
+  // Staff messages since the last one shown; whether there was any.
+  async function fetchStaff() {
     let heard = false;
     try {
       // POST: the sender id is the key to the conversation and never travels in a URL
@@ -355,7 +356,12 @@
         add({ who: "staff", text: m.text, at: m.timestamp });
         heard = true;
       }
-    } catch { /* the next poll tries again */ }
+    } catch { /* the next poll (or the next opening) tries again */ }
+    return heard;
+  }
+
+  async function pollStaff() {
+    const heard = await fetchStaff();
     schedulePoll(heard ? POLL_MS : Math.min(pollDelay * 2, POLL_MAX_MS));
   }
 
@@ -369,6 +375,9 @@
     if (!state.log.length) greet();  // the page may already say which ward: then ask only the question
     input.focus();
     schedulePoll(POLL_MS);
+    // A resident with a booking may have a word from staff (a booking they had to cancel): looked
+    // for once each time the panel opens, not polled.
+    if (!state.awaitingStaff && state.log.some((entry) => entry.booking)) fetchStaff();
   }
 
   // A new conversation in this browser: nothing of the old one stays here, not even its sender id.
