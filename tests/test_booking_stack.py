@@ -5,6 +5,9 @@ quick replies, the booking, 予約を確認, キャンセル."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import timedelta
@@ -17,6 +20,7 @@ from bot.bookings import reservations, slots
 from bot.line_messaging import to_line_messages
 from bot.payloads import OFFERS
 from bot.rasa_client import RasaClient
+from bot.settings import ROOT
 
 
 def booking_of(messages: list[dict]) -> dict | None:
@@ -64,6 +68,16 @@ def test_twenty_conversations_at_once_for_the_last_seat_get_one_booking(stack, s
     booked = [r for r in reservations.all_bookings(stack_settings.database_url) if r.slot.id == last_seat.id]
     assert [r.number for r in booked] == numbers and booked[0].conversation.startswith(f"book-{run}-")
     assert slots.get(stack_settings.database_url, last_seat.id).booked == 1
+    # and `concierge bookings --json` (one JSON object a line) lists that one booking for the slot
+    listed = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "bookings", "--ward", "中原区", "--json"],
+        env=stack_settings.child_env(PYTHONPATH=str(ROOT)), cwd=ROOT, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+    for_the_slot = [r for r in rows if r["slot"] == last_seat.id]
+    assert [(r["number"], r["status"]) for r in for_the_slot] == [(numbers[0], "booked")]
+    assert "conversation" not in for_the_slot[0] and f"book-{run}" not in listed.stdout
 
 
 def test_a_whole_booking_conversation_through_the_rest_channel(stack, stack_settings):
