@@ -167,12 +167,18 @@ NOTICES_MAX_AGE = 30  # a disaster banner appears, and goes, within half a minut
 NOTICES_RATE = "120/minute;2000/hour"
 
 
-def _notices_limiter() -> SenderRateLimiter:
-    limiter = current_app.extensions.get("notices_rate_limiter")
+def _limiter(name: str, rate: str) -> SenderRateLimiter:
+    """An endpoint's own limiter, made on first use in the app's storage (memory or Redis)."""
+    key = f"{name}_rate_limiter"
+    limiter = current_app.extensions.get(key)
     if limiter is None:
         storage = current_app.extensions["settings"].rate_limit_storage
-        limiter = current_app.extensions["notices_rate_limiter"] = SenderRateLimiter(NOTICES_RATE, storage)
+        limiter = current_app.extensions[key] = SenderRateLimiter(rate, storage)
     return limiter
+
+
+def _notices_limiter() -> SenderRateLimiter:
+    return _limiter("notices", NOTICES_RATE)
 
 
 @bp.get("/api/notices")
@@ -246,11 +252,7 @@ ICS_RATE = "30/minute;200/hour"
 
 
 def _ics_limiter() -> SenderRateLimiter:
-    limiter = current_app.extensions.get("ics_rate_limiter")
-    if limiter is None:
-        storage = current_app.extensions["settings"].rate_limit_storage
-        limiter = current_app.extensions["ics_rate_limiter"] = SenderRateLimiter(ICS_RATE, storage)
-    return limiter
+    return _limiter("ics", ICS_RATE)
 
 
 @bp.route("/api/bookings/ics", methods=["POST", "OPTIONS"])
