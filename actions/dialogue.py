@@ -9,6 +9,7 @@ the steps below only carry the decision out. Both actions import this module (ne
 from __future__ import annotations
 
 import logging
+import re
 from enum import Enum
 
 from rasa_sdk import Tracker
@@ -27,9 +28,44 @@ from actions.common import (
 )
 from bot.answering.composer import OTHER_WARD_PAYLOAD, Answer, ward_buttons
 from bot.answering.concierge import Concierge
+from bot.japanese import nfkc, to_katakana
 from bot.wording import say
 
 log = logging.getLogger(__name__)
+
+
+# Intents learnt from a few dozen examples each (issues 18 and 19). A typed message DIET puts under
+# one of them must also name something of it, else it is answered as a question: a long message of
+# other matters, full of masked numbers (「番号は[番号]です」), once landed on my_bookings. Plain
+# alternations over the NFKC, katakana form of the text (linear); a test checks that every NLU
+# example of these intents carries its cue. Payloads (「/my_bookings」) were screened: no cue needed.
+_BOOKING = "予約 よやく book reserv appointment"
+_NOTICES = "知らせ おしらせ 配信 はいしん 通知"
+_CUE_WORDS: dict[str, str] = {  # words, space-separated
+    "request_booking": _BOOKING,
+    "my_bookings": _BOOKING,
+    "cancel_booking": f"{_BOOKING} きゃんせる cancel 取り?消",
+    "change_booking": f"{_BOOKING} 変更 変え ずら change",
+    "subscribe_notices": f"{_NOTICES} 受け?取 うけと 登録 とうろく 受信 情報 notice subscri alert news",
+    "unsubscribe_notices": f"{_NOTICES} 停止 ていし やめ 止め いらない 解除 stop unsubscri notice",
+    "my_subscriptions": f"{_NOTICES} 登録 とうろく 受け?取 subscri notice",
+    "ask_congestion": "混 こん 空い 空き すい すき 待 まち 並 wait busy crowd queue",
+    "ask_special_opening": "土曜 どよう 休日 休み 臨時 開庁 かいちょう 日曜 祝日 週末 saturday sunday "
+    "weekend holiday open",
+    "ask_shelter": "避難 ひなん 逃げ にげ shelter evacuat",
+}
+CUES: dict[str, re.Pattern[str]] = {
+    intent: re.compile(to_katakana("|".join(words.split()))) for intent, words in _CUE_WORDS.items()
+}
+
+
+def lacks_cue(tracker: Tracker) -> bool:
+    """The latest message was typed, its intent is one of CUES, and it names nothing of it."""
+    text = tracker.latest_message.get("text") or ""
+    cue = CUES.get(intent_of(tracker) or "")
+    if cue is None or text.lstrip().startswith("/"):
+        return False
+    return cue.search(to_katakana(nfkc(text))) is None
 
 
 class Step(Enum):

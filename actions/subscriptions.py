@@ -21,6 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import runtime
 from actions.common import ConciergeAction, intent_of, resident_language
+from actions.dialogue import lacks_cue
+from actions.dialogue import respond as dialogue_respond
 from bot.japanese import nfkc
 from bot.knowledge import WARDS
 from bot.notices import subscriptions
@@ -52,6 +54,8 @@ class ActionNoticeSubscription(ConciergeAction):
         return "action_notice_subscription"
 
     def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        if lacks_cue(tracker):  # not about notices after all: answered as a question
+            return dialogue_respond(runtime.get_concierge(), dispatcher, tracker)
         return handle(runtime.settings().database_url, dispatcher, tracker)
 
 

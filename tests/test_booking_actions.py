@@ -210,3 +210,53 @@ def test_the_ics_endpoint_is_rate_limited(api):
         for _ in range(31)
     ]
     assert codes[:30] == [200] * 30 and codes[30] == 429
+
+
+# A long message of other matters, its personal data masked, that DIET once put under my_bookings.
+NOT_ABOUT_BOOKINGS = (
+    "高津区です。マンホールのふたの模様について知りたい。携帯は[電話番号]です、番号は[番号]です、[氏名]と申します"
+)
+
+
+def test_a_typed_message_without_a_word_of_bookings_is_answered_as_a_question(settings):
+    """The cue guard (actions/dialogue.py): my_bookings / cancel_booking / request_booking from text
+    that names no booking go to the answering path; with the word, or as a payload, they do not."""
+    from actions.dialogue import lacks_cue
+
+    for intent in ("my_bookings", "cancel_booking", "request_booking"):
+        assert lacks_cue(_tracker(NOT_ABOUT_BOOKINGS, intent))
+        assert not lacks_cue(_tracker("予約を確認したい", intent))
+    assert not lacks_cue(_tracker("/my_bookings", "my_bookings"))  # a screened payload
+    assert not lacks_cue(_tracker(NOT_ABOUT_BOOKINGS, "ask_procedure"))  # not a cued intent
+    dispatcher = CollectingDispatcher()
+    ActionBookings().respond(dispatcher, _tracker(NOT_ABOUT_BOOKINGS, "my_bookings"), {})
+    said = " ".join(str(m.get("response") or m.get("text")) for m in dispatcher.messages)
+    assert "utter_bookings_none" not in said and "予約はありません" not in said
+    messages, slots_set = _validate(_tracker(NOT_ABOUT_BOOKINGS, "request_booking"))
+    assert slots_set["requested_slot"] is None  # the form ends without asking anything
+    assert not any(str(m.get("response", "")).startswith("utter_booking_ask") for m in messages)
+
+
+def test_every_nlu_example_of_a_cued_intent_carries_its_cue():
+    """The guard must never turn away what the NLU was taught: every example of each cued intent
+    (NFKC, katakana, as the guard reads it) matches its cue."""
+    import re
+
+    import yaml
+
+    from actions.dialogue import CUES
+    from bot.japanese import nfkc, to_katakana
+    from bot.settings import ROOT
+
+    annotated = re.compile(r"\[([^\]]*)\][({][^)}]*[)}]")
+    seen: dict[str, int] = {}
+    for item in yaml.safe_load((ROOT / "nlu_data" / "nlu.yml").read_text(encoding="utf-8"))["nlu"]:
+        cue = CUES.get(item.get("intent", ""))
+        if cue is None:
+            continue
+        for line in item["examples"].splitlines():
+            if line.startswith("- "):
+                example = annotated.sub(r"\1", line[2:])
+                assert cue.search(to_katakana(nfkc(example))), (item["intent"], example)
+                seen[item["intent"]] = seen.get(item["intent"], 0) + 1
+    assert set(seen) == set(CUES) and min(seen.values()) >= 10
