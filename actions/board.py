@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import ConciergeAction, intent_of, resident_language, resident_ward
-from actions.dialogue import lacks_cue, respond
+from actions.dialogue import answer_instead, respond
 from actions.runtime import get_concierge, settings
 from bot.answering import board_answers
 from bot.answering.board_answers import Reply
@@ -62,7 +62,7 @@ def board_answer(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Eve
     """A board question; or, right after one (the rule), a ward typed alone, which answers that
     question for the ward. Anything more than a ward is handed to the usual ward step."""
     concierge = get_concierge()
-    if lacks_cue(tracker):  # not about the board after all: answered as a question
+    if answer_instead(concierge, tracker):  # not about the board after all: answered as a question
         return [SlotSet("board_question", None), *respond(concierge, dispatcher, tracker)]
     intent, counter = intent_of(tracker), _entity(tracker, "counter")
     if intent not in BOARD_INTENTS:

@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import runtime
 from actions.common import ConciergeAction, intent_of, resident_language, resident_ward, send
-from actions.dialogue import lacks_cue
+from actions.dialogue import answer_instead
 from actions.dialogue import respond as dialogue_respond
 from bot.answering.concierge import Concierge
 from bot.bookings import dialogue
@@ -87,7 +87,7 @@ class ValidateBookingForm(ConciergeAction):
 
     def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         concierge = runtime.get_concierge()
-        if lacks_cue(tracker):  # 「予約」 nowhere in it: a question after all; the form ends unopened
+        if answer_instead(concierge, tracker):  # a question after all: the form ends unopened
             return [*dialogue_respond(concierge, dispatcher, tracker), SlotSet("requested_slot", None)]
         slots = {name: tracker.get_slot(name) for name in dialogue.SLOTS}
         turn = dialogue.step(context_of(concierge, tracker), slots, message_of(tracker))
@@ -108,7 +108,7 @@ class ActionBookings(ConciergeAction):
 
     def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         concierge = runtime.get_concierge()
-        if lacks_cue(tracker):  # 「予約」 nowhere in it: a question after all
+        if answer_instead(concierge, tracker):  # a question after all
             return dialogue_respond(concierge, dispatcher, tracker)
         utter(dispatcher, dialogue.manage(context_of(concierge, tracker), message_of(tracker)))
         return []

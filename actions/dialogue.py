@@ -34,38 +34,61 @@ from bot.wording import say
 log = logging.getLogger(__name__)
 
 
-# Intents learnt from a few dozen examples each (issues 18 and 19). A typed message DIET puts under
-# one of them must also name something of it, else it is answered as a question: a long message of
-# other matters, full of masked numbers (「番号は[番号]です」), once landed on my_bookings. Plain
-# alternations over the NFKC, katakana form of the text (linear); a test checks that every NLU
-# example of these intents carries its cue. Payloads (「/my_bookings」) were screened: no cue needed.
+# Intents learnt from a few dozen examples each (issues 18 and 19). DIET puts some questions of other
+# matters under them: 「健康保険をやめたい」 under unsubscribe_notices, 「週末は雨が降りますか」 under
+# ask_special_opening, a long message full of masked numbers under my_bookings. A typed message under
+# one of them must carry each of its cue groups (any word of a group; plain alternations over the
+# NFKC, katakana form of the text: linear), else it is answered as a question. A test checks that
+# every NLU example of these intents carries its cues. Payloads (「/my_bookings」) were screened.
 _BOOKING = "予約 よやく book reserv appointment"
-_NOTICES = "知らせ おしらせ 配信 はいしん 通知"
-_CUE_WORDS: dict[str, str] = {  # words, space-separated
-    "request_booking": _BOOKING,
-    "my_bookings": _BOOKING,
-    "cancel_booking": f"{_BOOKING} きゃんせる cancel 取り?消",
-    "change_booking": f"{_BOOKING} 変更 変え ずら change",
-    "subscribe_notices": f"{_NOTICES} 受け?取 うけと 登録 とうろく 受信 情報 notice subscri alert news",
-    "unsubscribe_notices": f"{_NOTICES} 停止 ていし やめ 止め いらない 解除 stop unsubscri notice",
-    "my_subscriptions": f"{_NOTICES} 登録 とうろく 受け?取 subscri notice",
-    "ask_congestion": "混 こん 空い 空き すい すき 待 まち 並 wait busy crowd queue",
-    "ask_special_opening": "土曜 どよう 休日 休み 臨時 開庁 かいちょう 日曜 祝日 週末 saturday sunday "
-    "weekend holiday open",
-    "ask_shelter": "避難 ひなん 逃げ にげ shelter evacuat",
+_NOTICES = "知らせ おしらせ 配信 はいしん 通知 購読 notice subscri"
+_DAYS_OFF = "土曜 どよう 休日 休み 臨時 開庁 かいちょう 日曜 祝日 週末 saturday sunday weekend holiday"
+_CUE_GROUPS: dict[str, tuple[str, ...]] = {  # groups of space-separated words, all groups needed
+    "request_booking": (_BOOKING,),
+    "my_bookings": (_BOOKING,),
+    "cancel_booking": (f"{_BOOKING} きゃんせる cancel 取り?消",),
+    "change_booking": (f"{_BOOKING} 変更 変え ずら change",),
+    "subscribe_notices": (f"{_NOTICES} 登録 とうろく 受信 情報 alert news",),
+    "unsubscribe_notices": (f"{_NOTICES} 停止 ていし 解除 登録 stop",),
+    "my_subscriptions": (f"{_NOTICES} 登録 とうろく 受け?取",),
+    "ask_congestion": ("混 こん 空い 空き すい すき 待 まち 並 wait busy crowd queue",),
+    "ask_special_opening": (
+        _DAYS_OFF,
+        "区役所 窓口 開庁 かいちょう 開い 開く やって 手続 課 臨時 休日 できる 受け?取 行け office open",
+    ),
+    "ask_shelter": ("避難 ひなん 逃げ にげ shelter evacuat",),
 }
-CUES: dict[str, re.Pattern[str]] = {
-    intent: re.compile(to_katakana("|".join(words.split()))) for intent, words in _CUE_WORDS.items()
+CUES: dict[str, tuple[re.Pattern[str], ...]] = {
+    intent: tuple(re.compile(to_katakana("|".join(group.split()))) for group in groups)
+    for intent, groups in _CUE_GROUPS.items()
 }
+BOOKING_INTENTS = frozenset({"request_booking", "my_bookings", "cancel_booking", "change_booking"})
 
 
 def lacks_cue(tracker: Tracker) -> bool:
-    """The latest message was typed, its intent is one of CUES, and it names nothing of it."""
+    """The latest message was typed, its intent is one of CUES, and it misses a cue group."""
     text = tracker.latest_message.get("text") or ""
-    cue = CUES.get(intent_of(tracker) or "")
-    if cue is None or text.lstrip().startswith("/"):
+    cues = CUES.get(intent_of(tracker) or "")
+    if cues is None or text.lstrip().startswith("/"):
         return False
-    return cue.search(to_katakana(nfkc(text))) is None
+    norm = to_katakana(nfkc(text))
+    return not all(cue.search(norm) for cue in cues)
+
+
+def answer_instead(concierge: Concierge, tracker: Tracker) -> bool:
+    """Whether a typed message under a notice, board or booking intent belongs to the answering
+    path after all (`respond`): it misses its cues; it names a sensitive topic (the specialist
+    counter comes first, whatever the intent); or it asks to book a matter another body handles
+    that the knowledge names (「図書館の本を予約したい」, 「火葬場を予約したい」: not a ward-office
+    consultation — the referral answers it)."""
+    if lacks_cue(tracker):
+        return True
+    text = tracker.latest_message.get("text") or ""
+    if intent_of(tracker) not in CUES or text.lstrip().startswith("/"):
+        return False
+    if concierge.sensitive_topic(text):
+        return True
+    return intent_of(tracker) in BOOKING_INTENTS and concierge.names_referral(text)
 
 
 class Step(Enum):

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import runtime
 from actions.common import ConciergeAction, intent_of, resident_language
-from actions.dialogue import lacks_cue
+from actions.dialogue import answer_instead
 from actions.dialogue import respond as dialogue_respond
 from bot.japanese import nfkc
 from bot.knowledge import WARDS
@@ -54,7 +54,7 @@ class ActionNoticeSubscription(ConciergeAction):
         return "action_notice_subscription"
 
     def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        if lacks_cue(tracker):  # not about notices after all: answered as a question
+        if answer_instead(runtime.get_concierge(), tracker):  # not about notices after all
             return dialogue_respond(runtime.get_concierge(), dispatcher, tracker)
         return handle(runtime.settings().database_url, dispatcher, tracker)
 

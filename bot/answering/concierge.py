@@ -102,6 +102,16 @@ class Concierge:
                 return topic
         return None
 
+    def names_referral(self, text: str) -> bool:
+        """Whether the text names a matter another body handles by one of its aliases (図書館,
+        火葬場 …, knowledge/referrals.yml): a booking of it is not a ward-office consultation."""
+        norm = nfkc(text)
+        return any(
+            len(alias) >= 2 and nfkc(alias) in norm
+            for referral in self.kb.referrals.values()
+            for alias in (*referral.aliases, *referral.aliases_en)
+        )
+
     def says_more_than_place(self, text: str) -> bool:
         """Whether a message that names a place also asks something (content words remain)."""
         if text.startswith("/"):  # a button's payload (/inform_ward{...}) says nothing more
