@@ -15,13 +15,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import ConciergeAction, intent_of, resident_language, resident_ward
 from actions.dialogue import answer_instead, respond
-from actions.runtime import get_concierge, settings
+from actions.runtime import disaster_alerts, get_concierge, settings
 from bot.answering import board_answers
 from bot.answering.board_answers import Reply
 from bot.answering.composer import OTHER_WARD_PAYLOAD
 from bot.answering.concierge import Concierge
 from bot.business_hours import JST
-from bot.notices import board
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +112,8 @@ def remind_of_disaster(dispatcher: CollectingDispatcher, tracker: Tracker) -> No
     """While disaster mode covers the resident's ward (or the whole city), one line with the staff's
     message before the answer; the answer itself comes as usual."""
     try:
-        alert = board.alert_for(settings().database_url, resident_ward(get_concierge(), tracker))
+        ward = resident_ward(get_concierge(), tracker)
+        alert = next((a for a in disaster_alerts() if a.covers(ward)), None)
     except SQLAlchemyError:  # the answer matters more than the reminder
         log.warning("could not read disaster mode before an answer")
         return

@@ -7,22 +7,26 @@ Tests point the actions at their own knowledge with `configure(Settings(...))`.
 from __future__ import annotations
 
 import threading
+import time
 
 from bot.answering.concierge import Concierge
 from bot.handoff_limits import HandoffLimiter
+from bot.notices import board
+from bot.notices.board import Alert
 from bot.settings import Settings
 
 _lock = threading.Lock()
 _settings: Settings | None = None
 _concierge: Concierge | None = None
 _handoff_limiter: HandoffLimiter | None = None
+_alerts: tuple[float, list[Alert]] | None = None  # (when read, monotonic; the active alerts)
 
 
 def configure(settings: Settings | None) -> None:
     """Use these settings from now on (None: the environment's, read on next use)."""
-    global _settings, _concierge, _handoff_limiter
+    global _settings, _concierge, _handoff_limiter, _alerts
     with _lock:
-        _settings, _concierge, _handoff_limiter = settings, None, None
+        _settings, _concierge, _handoff_limiter, _alerts = settings, None, None, None
 
 
 def settings() -> Settings:
@@ -39,6 +43,21 @@ def get_concierge() -> Concierge:
         if _concierge is None:
             _concierge = Concierge(current)
         return _concierge
+
+
+def disaster_alerts() -> list[Alert]:
+    """Disaster mode as this process last read it, at most `disaster_cache_s` old: the answer
+    action asks before every answer, and a database round trip there would cost every resident."""
+    global _alerts
+    current = settings()
+    now = time.monotonic()
+    with _lock:
+        if _alerts is not None and now - _alerts[0] < current.disaster_cache_s:
+            return _alerts[1]
+    alerts = board.active_alerts(current.database_url)  # outside the lock; a race reads twice
+    with _lock:
+        _alerts = (now, alerts)
+    return alerts
 
 
 def handoff_limiter() -> HandoffLimiter:

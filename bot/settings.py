@@ -227,6 +227,9 @@ class Settings(BaseSettings):
     # batch LINE refuses with 429 or 5xx is tried this many times in all, the wait doubling from
     # notice_retry_s (LINE's Retry-After when it gives one). A sender holds its notice for
     # notice_lease_s and renews it per batch; a killed sender's notice is resumed after that.
+    # The action server reads disaster mode before every answer (the one-line reminder): at most
+    # once every this many seconds per process, so the hot path makes no database round trip.
+    disaster_cache_s: float = env("CONCIERGE_DISASTER_CACHE", 5.0, ge=0)
     notice_batch_size: int = env("CONCIERGE_NOTICE_BATCH_SIZE", 500, ge=1, le=500)
     notice_send_attempts: int = env("CONCIERGE_NOTICE_SEND_ATTEMPTS", 6, ge=1)
     notice_retry_s: float = env("CONCIERGE_NOTICE_RETRY_DELAY", 1.0, ge=0)

