@@ -189,9 +189,10 @@ def test_a_batch_line_took_whose_answer_was_lost_is_sent_again_answered_409_and_
     assert set(received) == set(ids) and set(received.values()) == {1}
 
 
-def test_without_line_credentials_the_notice_is_shown_not_sent_and_that_is_said_once(tmp_path, caplog):
-    settings = Settings(var_dir=tmp_path / "var")  # no LINE credentials
-    add_subscribers(settings, 3)
+def test_without_line_credentials_a_notice_nobody_awaits_on_line_is_shown_and_that_is_said_once(
+    tmp_path, caplog
+):
+    settings = Settings(var_dir=tmp_path / "var")  # no LINE credentials, no subscribers
     sending._warned_line_off.clear()
     with caplog.at_level(logging.WARNING):
         reports = [sending.send(settings, new_notice(settings).id) for _ in range(2)]
@@ -201,16 +202,34 @@ def test_without_line_credentials_the_notice_is_shown_not_sent_and_that_is_said_
     assert audit(settings, reports[0].notice_id)[0].detail == "recipients=0 delivered=0 failed=0"
 
 
-def test_a_notice_planned_while_line_was_on_is_finished_as_failed_once_line_is_off(settings):
-    add_subscribers(settings, 3)
+def test_a_worker_without_line_leaves_a_notice_with_subscribers_to_one_with_line(settings, caplog):
+    """A node without LINE credentials sharing the database (the stack's own worker, in the tests)
+    must not finish a notice as sent to nobody: it waits for a worker that can send it."""
+    ids = add_subscribers(settings, 3)
+    off = settings.replace(line_channel_secret="", line_channel_access_token="")
+    notice = new_notice(settings)
+    sending._warned_line_waits.clear()
+    with caplog.at_level(logging.WARNING):
+        assert sending.send(off, notice.id) is None and sending.send(off, notice.id) is None
+    assert caplog.text.count("wait for a worker with LINE credentials") == 1
+    assert store.get(settings.database_url, notice.id).status == "scheduled"
+    assert store.due(settings.database_url) == [notice.id]
+    report = sending.send(settings, notice.id)
+    assert report.delivered == 3 and set(multicast_deliveries()) == set(ids)
+
+
+def test_a_notice_planned_while_line_was_on_waits_for_line_and_is_then_sent(settings):
+    ids = add_subscribers(settings, 3)
     short = settings.replace(notice_lease_s=0.3)
     notice = new_notice(short)
     assert sending.plan(sending.claim(short, notice.id))  # the sender died after planning
     time.sleep(0.4)
     off = short.replace(line_channel_secret="", line_channel_access_token="")
-    report = sending.send(off, notice.id)
-    assert (report.recipients, report.delivered, report.failed) == (3, 0, 3) and FakeLineApi.calls == []
-    assert [(b.status, b.error) for b in batches(off, notice.id)] == [("failed", "LINE off")]
+    assert sending.send(off, notice.id) is None and FakeLineApi.calls == []
+    assert [b.status for b in batches(off, notice.id)] == ["pending"]
+    report = sending.send(short, notice.id)  # a worker with LINE resumes it
+    assert (report.recipients, report.delivered, report.failed) == (3, 3, 0)
+    assert set(multicast_deliveries()) == set(ids)
 
 
 def test_one_sender_at_a_time_and_a_lapsed_lease_passes_the_notice_on(settings):

@@ -34,6 +34,7 @@ from bot.storage.models import AuditEntry, Notice, NoticeBatch, NoticeDelivery, 
 log = logging.getLogger(__name__)
 
 _warned_line_off = threading.Event()
+_warned_line_waits = threading.Event()
 
 
 class LeaseLost(RuntimeError):
@@ -104,19 +105,15 @@ def claim(settings: Settings, notice_id: int) -> _Lease | None:
 def send(settings: Settings, notice_id: int, line: LineClient | None = None) -> SendReport | None:
     """Send (or resume) one notice end to end; None when it was not ours to send (see `claim`)."""
     started = time.monotonic()
+    if line is None:
+        config = LineConfig.from_settings(settings)
+        if config is None:
+            return _without_line(settings, notice_id, started)
+        line = LineClient(config)
     lease = claim(settings, notice_id)
     if lease is None:
         log.info("notice %s: not due, or another sender has it", notice_id)
         return None
-    if line is None:
-        config = LineConfig.from_settings(settings)
-        if config is None:
-            if not _warned_line_off.is_set():
-                _warned_line_off.set()
-                log.warning("LINE is off (no channel credentials): notices are shown, not sent by LINE")
-            _fail_pending(lease, "LINE off")  # planned while LINE was on, if ever
-            return _finish(lease, 0, 0.0, started)
-        line = LineClient(config)
     plan_started = time.monotonic()
     planned = plan(lease)
     plan_s = time.monotonic() - plan_started if planned else 0.0
@@ -248,15 +245,30 @@ def _record(lease: _Lease, batch_id: int, size: int, status: str, error: str | N
         )
 
 
-def _fail_pending(lease: _Lease, error: str) -> None:
-    with session_scope(lease.settings.database_url) as session:
-        lease.renew(session)
-        session.execute(
-            update(NoticeBatch)
-            .where(NoticeBatch.notice_id == lease.notice_id, NoticeBatch.status == "pending")
-            .values(status="failed", error=error),
-            execution_options={"synchronize_session": False},
-        )
+def _without_line(settings: Settings, notice_id: int, started: float) -> SendReport | None:
+    """A worker without LINE credentials. A notice nobody on LINE awaits is finished as sent, so the
+    widget shows it (a deployment without LINE). One with LINE subscribers, or already planned, is
+    left to a worker that has the credentials: finishing it here would send it to nobody (a node
+    set up without LINE, sharing the database)."""
+    with session_scope(settings.database_url) as session:
+        notice = session.get(Notice, notice_id)
+        if notice is None:
+            return None
+        planned = session.execute(select(NoticeBatch.id).where(NoticeBatch.notice_id == notice_id)).first()
+        wards, topic = notice.ward_list, notice.topic
+    if planned is not None or subscriptions.anyone(settings.database_url, wards, topic):
+        if not _warned_line_waits.is_set():
+            _warned_line_waits.set()
+            log.warning("LINE is off here: notices with subscribers wait for a worker with LINE credentials")
+        return None
+    lease = claim(settings, notice_id)
+    if lease is None:
+        log.info("notice %s: not due, or another sender has it", notice_id)
+        return None
+    if not _warned_line_off.is_set():
+        _warned_line_off.set()
+        log.warning("LINE is off (no channel credentials): notices are shown, not sent by LINE")
+    return _finish(lease, 0, 0.0, started)
 
 
 def _finish(lease: _Lease, requests: int, plan_s: float, started: float) -> SendReport:

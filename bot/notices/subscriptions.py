@@ -94,6 +94,17 @@ def recipients(database_url: str, wards: Iterable[str], topic: str) -> list[str]
         return list(rows)
 
 
+def anyone(database_url: str, wards: Iterable[str], topic: str) -> bool:
+    """Whether anyone is subscribed to `topic` in any of `wards` (no ids read)."""
+    with session_scope(database_url) as session:
+        found = session.execute(
+            select(NoticeSubscription.id)
+            .where(NoticeSubscription.ward.in_(list(wards)), NoticeSubscription.topic == topic)
+            .limit(1)
+        ).first()
+    return found is not None
+
+
 def counts(database_url: str) -> dict[str, int]:
     """Subscribers per ward (for the console; no ids)."""
     with session_scope(database_url) as session:
